@@ -1,0 +1,421 @@
+//! The HTTP API: Leptos server functions at stable `/api/...` endpoints, and the error type they share.
+//!
+//! Each function checks the session itself and never trusts an id sent by the client. The work is
+//! done by a [`ssr::Backend`] that the server binary provides through Leptos context: `app` stays
+//! the contract and the UI, and never depends on the server's storage or fan-out code.
+//!
+//! Inputs are form-urlencoded (so the login form works before the WASM loads); replies are JSON.
+
+use crate::model::{Conversation, ConvId, HistoryPage, ParseError, Seq, UserRef};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// Why an API call failed: a stable machine-readable `code` and a sentence for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ApiErrorCode,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    /// A field is missing or malformed (HTTP 400).
+    Invalid,
+    /// No valid session: log in first (HTTP 401).
+    Unauthorized,
+    /// Wrong username or password (HTTP 401).
+    BadCredentials,
+    /// You are not a member of that conversation, or may not do that to it (HTTP 403).
+    Forbidden,
+    /// No such user or conversation (HTTP 404).
+    NotFound,
+    /// The username is taken (HTTP 409).
+    Conflict,
+    /// Too many attempts; wait and retry (HTTP 429).
+    RateLimited,
+    /// The server failed; retry later (HTTP 500).
+    Internal,
+    /// The request did not reach the server or its reply was unreadable (client side only).
+    Transport,
+}
+
+impl ApiError {
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::Invalid, message)
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(ApiErrorCode::Unauthorized, "not logged in: log in and try again")
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::Forbidden, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ApiErrorCode::Internal, message)
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            ApiErrorCode::Invalid => 400,
+            ApiErrorCode::Unauthorized | ApiErrorCode::BadCredentials => 401,
+            ApiErrorCode::Forbidden => 403,
+            ApiErrorCode::NotFound => 404,
+            ApiErrorCode::Conflict => 409,
+            ApiErrorCode::RateLimited => 429,
+            ApiErrorCode::Internal | ApiErrorCode::Transport => 500,
+        }
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> Self {
+        ApiError::invalid(e.to_string())
+    }
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
+                ApiError::invalid(format!("bad request: {m}"))
+            }
+            ServerFnErrorErr::Request(m) => ApiError::new(
+                ApiErrorCode::Transport,
+                format!("could not reach the server: {m}"),
+            ),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// Creates an account, logs it in (sets the session cookie) and returns it.
+#[server(endpoint = "register")]
+pub async fn register(username: String, password: String) -> Result<UserRef, ApiError> {
+    use crate::model::{Password, Username};
+    ssr::respond(async move {
+        let username = Username::parse(&username)?;
+        let password = Password::parse(&password)?;
+        let backend = ssr::backend()?;
+        let (user, token) = backend.register(username, password).await?;
+        ssr::set_session_cookie(&token);
+        leptos_axum::redirect("/");
+        Ok(user)
+    })
+    .await
+}
+
+/// Checks the password and sets the session cookie.
+#[server(endpoint = "login")]
+pub async fn login(username: String, password: String) -> Result<UserRef, ApiError> {
+    ssr::respond(async move {
+        let backend = ssr::backend()?;
+        let peer = ssr::peer_key();
+        let (user, token) = backend.login(&username, &password, &peer).await?;
+        ssr::set_session_cookie(&token);
+        leptos_axum::redirect("/");
+        Ok(user)
+    })
+    .await
+}
+
+/// Ends the current session (if any) and clears the cookie.
+#[server(endpoint = "logout")]
+pub async fn logout() -> Result<(), ApiError> {
+    ssr::respond(async move {
+        if let Some(token) = ssr::session_token() {
+            ssr::backend()?.logout(&token).await?;
+        }
+        ssr::clear_session_cookie();
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
+}
+
+/// Who is logged in: the user, or `null` without a valid session.
+#[server(endpoint = "me")]
+pub async fn me() -> Result<Option<UserRef>, ApiError> {
+    ssr::respond(async move {
+        match ssr::current_user().await {
+            Ok((_, user)) => Ok(Some(user)),
+            Err(e) if e.code == ApiErrorCode::Unauthorized => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+/// My conversations, newest activity first.
+#[server(endpoint = "conversations")]
+pub async fn conversations() -> Result<Vec<Conversation>, ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.conversations(&me).await
+    })
+    .await
+}
+
+/// The one direct conversation between me and `username` (created on first use).
+#[server(endpoint = "open_direct")]
+pub async fn open_direct(username: String) -> Result<Conversation, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.open_direct(&me, Username::parse(&username)?).await
+    })
+    .await
+}
+
+/// A new group with me as its owner and `members` (comma or space separated usernames).
+#[server(endpoint = "create_group")]
+pub async fn create_group(title: String, members: String) -> Result<Conversation, ApiError> {
+    use crate::model::{parse_member_list, GroupTitle};
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        let title = GroupTitle::parse(&title)?;
+        let members = parse_member_list(&members)?;
+        backend.create_group(&me, title, members).await
+    })
+    .await
+}
+
+/// Adds `username` to a group I am a member of.
+#[server(endpoint = "add_member")]
+pub async fn add_member(conv: ConvId, username: String) -> Result<Conversation, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.add_member(&me, conv, Username::parse(&username)?).await
+    })
+    .await
+}
+
+/// Removes `username` from a group I own.
+#[server(endpoint = "remove_member")]
+pub async fn remove_member(conv: ConvId, username: String) -> Result<Conversation, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.remove_member(&me, conv, Username::parse(&username)?).await
+    })
+    .await
+}
+
+/// Leaves a group.
+#[server(endpoint = "leave_group")]
+pub async fn leave_group(conv: ConvId) -> Result<(), ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.leave_group(&me, conv).await
+    })
+    .await
+}
+
+/// Renames a group I am a member of.
+#[server(endpoint = "rename_group")]
+pub async fn rename_group(conv: ConvId, title: String) -> Result<Conversation, ApiError> {
+    use crate::model::GroupTitle;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.rename_group(&me, conv, GroupTitle::parse(&title)?).await
+    })
+    .await
+}
+
+/// Up to `limit` (≤ 100, default 50) messages before `before_seq` (default: the newest), oldest first.
+#[server(endpoint = "history")]
+pub async fn history(
+    conv: ConvId,
+    before_seq: Option<Seq>,
+    limit: Option<u32>,
+) -> Result<HistoryPage, ApiError> {
+    use crate::model::MAX_HISTORY_PAGE;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        let limit = limit.unwrap_or(50);
+        if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_HISTORY_PAGE}"
+            )));
+        }
+        backend.history(&me, conv, before_seq, limit).await
+    })
+    .await
+}
+
+/// The server side of the API: the interface the server binary implements, and the plumbing that
+/// turns cookies and errors into HTTP.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::{ApiError, ApiErrorCode};
+    use crate::model::{
+        Conversation, ConvId, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
+    };
+    use http::{header, request::Parts, HeaderValue, StatusCode};
+    use leptos::prelude::*;
+    use leptos_axum::ResponseOptions;
+    use std::future::Future;
+    use std::sync::Arc;
+
+    /// Name of the session cookie.
+    pub const SESSION_COOKIE: &str = "tidings_session";
+
+    /// Everything the server functions need from the server. Implemented once, by the `server`
+    /// crate, and handed to Leptos as `Arc<dyn Backend>` context.
+    #[async_trait::async_trait]
+    pub trait Backend: Send + Sync + 'static {
+        /// Creates the account and a session; returns the user and the session token.
+        async fn register(
+            &self,
+            username: Username,
+            password: Password,
+        ) -> Result<(UserRef, String), ApiError>;
+        /// `peer` identifies the caller (IP address) for rate limiting.
+        async fn login(
+            &self,
+            username: &str,
+            password: &str,
+            peer: &str,
+        ) -> Result<(UserRef, String), ApiError>;
+        async fn logout(&self, token: &str) -> Result<(), ApiError>;
+        /// The user a session token belongs to, or `Unauthorized`.
+        async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError>;
+        /// Extra attributes for the session cookie (e.g. "; Secure").
+        fn cookie_attributes(&self) -> &str;
+        async fn conversations(&self, me: &UserRef) -> Result<Vec<Conversation>, ApiError>;
+        async fn open_direct(&self, me: &UserRef, other: Username)
+            -> Result<Conversation, ApiError>;
+        async fn create_group(
+            &self,
+            me: &UserRef,
+            title: GroupTitle,
+            members: Vec<Username>,
+        ) -> Result<Conversation, ApiError>;
+        async fn add_member(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            user: Username,
+        ) -> Result<Conversation, ApiError>;
+        async fn remove_member(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            user: Username,
+        ) -> Result<Conversation, ApiError>;
+        async fn leave_group(&self, me: &UserRef, conv: ConvId) -> Result<(), ApiError>;
+        async fn rename_group(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            title: GroupTitle,
+        ) -> Result<Conversation, ApiError>;
+        async fn history(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            before_seq: Option<Seq>,
+            limit: u32,
+        ) -> Result<HistoryPage, ApiError>;
+    }
+
+    pub type SharedBackend = Arc<dyn Backend>;
+
+    pub fn backend() -> Result<SharedBackend, ApiError> {
+        use_context::<SharedBackend>()
+            .ok_or_else(|| ApiError::internal("server misconfigured: no backend in context"))
+    }
+
+    /// The session token from the request's cookie, if any.
+    pub fn session_token() -> Option<String> {
+        let parts = use_context::<Parts>()?;
+        session_token_from_headers(&parts.headers)
+    }
+
+    /// Reads the session cookie out of a request's headers (also used by the WebSocket upgrade).
+    pub fn session_token_from_headers(headers: &http::HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, value)| value.to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The logged-in user, or `Unauthorized`.
+    pub async fn current_user() -> Result<(SharedBackend, UserRef), ApiError> {
+        let backend = backend()?;
+        let token = session_token().ok_or_else(ApiError::unauthorized)?;
+        let user = backend.authenticate(&token).await?;
+        Ok((backend, user))
+    }
+
+    /// Who is calling, for rate limits: the first `X-Forwarded-For` hop or "direct".
+    pub fn peer_key() -> String {
+        use_context::<Parts>()
+            .and_then(|p| {
+                p.headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "direct".to_owned())
+    }
+
+    pub fn set_session_cookie(token: &str) {
+        let attrs = backend().map(|b| b.cookie_attributes().to_owned()).unwrap_or_default();
+        set_cookie(&format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{attrs}"
+        ));
+    }
+
+    pub fn clear_session_cookie() {
+        set_cookie(&format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+        ));
+    }
+
+    fn set_cookie(value: &str) {
+        if let (Some(res), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+            res.append_header(header::SET_COOKIE, value);
+        }
+    }
+
+    /// Runs a server function's body and, on error, sets the HTTP status that matches the error.
+    /// A plain HTML form post keeps the redirect back to the form instead, which shows the error.
+    pub async fn respond<T>(body: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        let result = body.await;
+        if let Err(e) = &result {
+            if e.code == ApiErrorCode::Internal {
+                leptos::logging::error!("api error: {}", e.message);
+            }
+            let from_form = use_context::<Parts>()
+                .and_then(|p| p.headers.get(header::ACCEPT).cloned())
+                .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
+                .unwrap_or(false);
+            if let (false, Some(res)) = (from_form, use_context::<ResponseOptions>()) {
+                res.set_status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+        }
+        result
+    }
+}

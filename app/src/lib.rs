@@ -1,0 +1,14 @@
+//! Tidings' shared crate: the typed contract between browser and server (`model`, `protocol`,
+//! `api`) and the Leptos user interface (`ui`, plus the browser-only `client`).
+//!
+//! Compiled twice: with `ssr` into the server binary and with `hydrate` into the WASM bundle.
+//! Never both at once. Server-only code sits behind `ssr`, browser-only code behind `hydrate`.
+
+pub mod api;
+#[cfg(feature = "hydrate")]
+pub mod client;
+pub mod model;
+pub mod protocol;
+pub mod ui;
+
+pub use ui::{shell, App};

@@ -1,0 +1,304 @@
+//! The domain's nouns: ids, users, conversations, messages, and the small value types that parse
+//! untrusted input into something the rest of the code may rely on (`Username::parse`, `Body::parse`).
+//!
+//! Shared by the server and the browser, so it must stay free of I/O and of either side's crates.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Defines an integer id type that serializes as a bare number (and as a string map key).
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A registered account.
+    UserId
+);
+id_type!(
+    /// A direct chat or a group.
+    ConvId
+);
+id_type!(
+    /// A stored message, unique across all conversations.
+    MessageId
+);
+
+/// Position of a message inside its conversation: 1, 2, 3, … without gaps.
+pub type Seq = i64;
+
+/// The longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// The longest group title, in characters.
+pub const MAX_TITLE_CHARS: usize = 80;
+/// The most messages one history page returns.
+pub const MAX_HISTORY_PAGE: u32 = 100;
+
+/// A user as others see them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvKind {
+    Direct,
+    Group,
+}
+
+impl ConvKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConvKind::Direct => "direct",
+            ConvKind::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(ConvKind::Direct),
+            "group" => Some(ConvKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// One stored chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub id: MessageId,
+    pub client_id: String,
+    pub sender: UserRef,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A conversation as one particular member sees it (a direct chat is titled by the other person).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConvId,
+    pub kind: ConvKind,
+    pub title: String,
+    pub members: Vec<UserRef>,
+    /// The seq of the newest message (0 when empty).
+    pub last_seq: Seq,
+    /// The highest seq this member has read.
+    pub last_read_seq: Seq,
+    /// `last_seq - last_read_seq`, never negative.
+    pub unread: i64,
+    pub last_message: Option<Message>,
+    /// Time of the newest activity (last message, or creation).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One page of history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// True when older messages exist before the first one in `messages`.
+    pub has_more: bool,
+}
+
+/// Why a piece of user input was refused. The message tells the person what to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("username must be 3 to 32 characters of a-z, 0-9, '_', '.' or '-'")]
+    Username,
+    #[error("password must be at least 8 characters (and at most 1024)")]
+    Password,
+    #[error("message is empty")]
+    EmptyBody,
+    #[error("message is longer than {MAX_BODY_CHARS} characters")]
+    BodyTooLarge,
+    #[error("client_id must be 1 to 64 characters of letters, digits and '-'")]
+    ClientId,
+    #[error("group name must be 1 to {MAX_TITLE_CHARS} characters")]
+    Title,
+}
+
+/// A valid username: 3–32 characters of `a-z 0-9 _ . -`, lower-cased on the way in so that
+/// uniqueness is case-insensitive.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let name = raw.trim().to_ascii_lowercase();
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+        if (3..=32).contains(&name.len()) && name.chars().all(ok_char) {
+            Ok(Username(name))
+        } else {
+            Err(ParseError::Username)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password that meets the length rule. Never logged, never stored: only its argon2 hash is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let n = raw.chars().count();
+        if (8..=1024).contains(&n) {
+            Ok(Password(raw.to_owned()))
+        } else {
+            Err(ParseError::Password)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// A message body: not blank, at most [`MAX_BODY_CHARS`] characters. Kept exactly as typed;
+/// the UI renders it as text, never as HTML.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Body(String);
+
+impl Body {
+    pub fn parse(raw: String) -> Result<Self, ParseError> {
+        if raw.trim().is_empty() {
+            Err(ParseError::EmptyBody)
+        } else if raw.chars().count() > MAX_BODY_CHARS {
+            Err(ParseError::BodyTooLarge)
+        } else {
+            Ok(Body(raw))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The sender's own id for a message (a UUID in practice), which makes re-sending idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: String) -> Result<Self, ParseError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        if (1..=64).contains(&raw.len()) && raw.chars().all(ok_char) {
+            Ok(ClientId(raw))
+        } else {
+            Err(ParseError::ClientId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A group's name: trimmed, 1–80 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupTitle(String);
+
+impl GroupTitle {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let title = raw.trim();
+        if !title.is_empty() && title.chars().count() <= MAX_TITLE_CHARS {
+            Ok(GroupTitle(title.to_owned()))
+        } else {
+            Err(ParseError::Title)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Splits a "alice, bob carol" member list into usernames, refusing the whole list if one is bad.
+pub fn parse_member_list(raw: &str) -> Result<Vec<Username>, ParseError> {
+    let mut names: Vec<Username> = raw
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(Username::parse)
+        .collect::<Result<_, _>>()?;
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    names.dedup();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_lowercased_and_checked() {
+        assert_eq!(Username::parse(" Alice.B ").unwrap().as_str(), "alice.b");
+        for bad in ["ab", "a b c", "名前名前", "x<script>", &"a".repeat(33), ""] {
+            assert_eq!(Username::parse(bad), Err(ParseError::Username), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_refuse_blank_and_oversized() {
+        assert_eq!(Body::parse("  \n ".into()), Err(ParseError::EmptyBody));
+        assert_eq!(Body::parse("é".repeat(MAX_BODY_CHARS + 1)), Err(ParseError::BodyTooLarge));
+        assert_eq!(Body::parse("é".repeat(MAX_BODY_CHARS)).unwrap().as_str().chars().count(), MAX_BODY_CHARS);
+        assert_eq!(Body::parse("<b>hi</b>".into()).unwrap().as_str(), "<b>hi</b>");
+    }
+
+    #[test]
+    fn passwords_and_client_ids() {
+        assert!(Password::parse("short").is_err());
+        assert!(Password::parse("long enough").is_ok());
+        assert!(format!("{:?}", Password::parse("secret-password").unwrap()).contains(".."));
+        assert!(ClientId::parse("3f2a-11".into()).is_ok());
+        assert!(ClientId::parse("".into()).is_err());
+        assert!(ClientId::parse("a b".into()).is_err());
+    }
+
+    #[test]
+    fn member_lists_split_and_dedup() {
+        let names = parse_member_list("bob, Alice  bob,carol").unwrap();
+        let names: Vec<_> = names.iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["alice", "bob", "carol"]);
+        assert!(parse_member_list("bob, x").is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! The WebSocket protocol at `/ws`: every frame either side may send, defined once and used by both
+//! the server and the browser. JSON text frames, tagged by `"type"` in snake_case. See PROTOCOL.md.
+//!
+//! Pure data: no I/O here, and nothing that only one side can compile.
+
+use crate::model::{ConvId, Conversation, Message, MessageId, Seq, UserId, UserRef};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest text frame the server reads; anything bigger is refused with `too_large`.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// What a browser (or any client) sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Post `body` to `conv`. `client_id` is chosen by the client and makes re-sending safe.
+    Send {
+        conv: ConvId,
+        client_id: String,
+        body: String,
+    },
+    /// "I hold every message up to this seq": the server replays what came after, in order,
+    /// then answers `synced`.
+    Sync { cursors: BTreeMap<ConvId, Seq> },
+    /// "I have read up to `seq`" (read receipts).
+    Read { conv: ConvId, seq: Seq },
+    /// "I am typing in `conv`" (ephemeral; never stored).
+    Typing { conv: ConvId },
+    Ping,
+}
+
+/// What the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on every connection: who the session belongs to.
+    Hello { user: UserRef },
+    /// To the sending connection only, once the message is committed.
+    Ack {
+        client_id: String,
+        conv: ConvId,
+        id: MessageId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    },
+    /// A stored message, to every connection of every member (the sender's included).
+    Message(Message),
+    /// The user was added to a conversation, it changed (renamed, members), or the user left it
+    /// or was removed (`removed: true`).
+    Conversation {
+        conversation: Conversation,
+        removed: bool,
+    },
+    /// A member read up to `seq`.
+    Read { conv: ConvId, user: UserId, seq: Seq },
+    /// A member is typing (lasts a few seconds unless repeated).
+    Typing { conv: ConvId, user: UserRef },
+    /// A user who shares a conversation with you came online or went offline.
+    Presence { user: UserId, online: bool },
+    /// The replay asked for by `sync` is complete; live frames follow.
+    Synced,
+    /// A refused frame. Nothing was stored and the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Pong,
+}
+
+/// Why a frame was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a frame this protocol knows.
+    BadFrame,
+    /// The conversation exists but you are not a member.
+    NotMember,
+    /// The frame or the message body is over the limit.
+    TooLarge,
+    /// The message body is blank.
+    Empty,
+    /// No such conversation.
+    UnknownConversation,
+    /// Sending too fast; slow down and retry.
+    RateLimited,
+    /// The server failed; retry later.
+    Internal,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            client_id,
+        }
+    }
+
+    /// Serializes the frame. Our types always serialize, so this cannot fail.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("protocol frames always serialize")
+    }
+}
+
+impl ClientFrame {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("protocol frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConvKind;
+    use serde_json::json;
+
+    fn alice() -> UserRef {
+        UserRef {
+            id: UserId(1),
+            username: "alice".into(),
+        }
+    }
+
+    fn roundtrip_server(frame: ServerFrame) -> serde_json::Value {
+        let text = frame.to_json();
+        let back: ServerFrame = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, frame);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn client_frames_match_the_documented_json() {
+        let send: ClientFrame =
+            serde_json::from_value(json!({"type":"send","conv":7,"client_id":"c-1","body":"hi"}))
+                .unwrap();
+        assert_eq!(
+            send,
+            ClientFrame::Send {
+                conv: ConvId(7),
+                client_id: "c-1".into(),
+                body: "hi".into()
+            }
+        );
+        let sync: ClientFrame =
+            serde_json::from_value(json!({"type":"sync","cursors":{"7":3,"9":0}})).unwrap();
+        let ClientFrame::Sync { cursors } = &sync else {
+            panic!("{sync:?}")
+        };
+        assert_eq!(cursors[&ConvId(7)], 3);
+        assert_eq!(
+            serde_json::to_value(&sync).unwrap(),
+            json!({"type":"sync","cursors":{"7":3,"9":0}})
+        );
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"launch"}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","conv":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn server_frames_round_trip_with_their_tags() {
+        let at = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let msg = Message {
+            conv: ConvId(7),
+            seq: 3,
+            id: MessageId(42),
+            client_id: "c-1".into(),
+            sender: alice(),
+            body: "<script>x</script>".into(),
+            at,
+        };
+        let v = roundtrip_server(ServerFrame::Message(msg.clone()));
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["sender"]["username"], "alice");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["at"], "2026-11-26T10:00:00Z");
+
+        let v = roundtrip_server(ServerFrame::Ack {
+            client_id: "c-1".into(),
+            conv: ConvId(7),
+            id: MessageId(42),
+            seq: 3,
+            at,
+        });
+        assert_eq!(v, json!({"type":"ack","client_id":"c-1","conv":7,"id":42,"seq":3,"at":"2026-11-26T10:00:00Z"}));
+
+        let v = roundtrip_server(ServerFrame::error(ErrorCode::NotMember, "no", None));
+        assert_eq!(v, json!({"type":"error","code":"not_member","message":"no"}));
+        let v = roundtrip_server(ServerFrame::Hello { user: alice() });
+        assert_eq!(v, json!({"type":"hello","user":{"id":1,"username":"alice"}}));
+        roundtrip_server(ServerFrame::Conversation {
+            conversation: Conversation {
+                id: ConvId(7),
+                kind: ConvKind::Group,
+                title: "Team".into(),
+                members: vec![alice()],
+                last_seq: 3,
+                last_read_seq: 1,
+                unread: 2,
+                last_message: Some(msg),
+                updated_at: at,
+            },
+            removed: false,
+        });
+        for f in [ServerFrame::Pong, ServerFrame::Synced] {
+            roundtrip_server(f);
+        }
+        let v = roundtrip_server(ServerFrame::Presence {
+            user: UserId(1),
+            online: true,
+        });
+        assert_eq!(v, json!({"type":"presence","user":1,"online":true}));
+    }
+}

@@ -1,0 +1,225 @@
+//! The server's side of the HTTP API: `app`'s `Backend` trait implemented over the store and
+//! the hub. The server functions in `app::api` parse input and find the session; this module
+//! checks what the user may do, changes the store, and tells the affected connections.
+
+use crate::auth::{self, SESSION_TTL};
+use crate::store::{Role, StoreError};
+use crate::AppState;
+use app::api::ssr::Backend;
+use app::api::{ApiError, ApiErrorCode};
+use app::model::{
+    ConvId, ConvKind, Conversation, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef, Username,
+};
+use app::protocol::ServerFrame;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UsernameTaken => ApiError::new(ApiErrorCode::Conflict, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::internal("the server could not reach its database; retry shortly")
+            }
+        }
+    }
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(format!("password check failed: {e}"))
+}
+
+impl AppState {
+    /// The user behind a session token, or `Unauthorized`.
+    pub async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {
+        self.store
+            .session_user(&auth::token_hash(token))
+            .await?
+            .ok_or_else(ApiError::unauthorized)
+    }
+
+    async fn new_session(&self, user: UserId) -> Result<String, ApiError> {
+        let token = auth::new_token();
+        self.store.create_session(user, &auth::token_hash(&token), SESSION_TTL).await?;
+        Ok(token)
+    }
+
+    async fn find_user(&self, name: &Username) -> Result<UserRef, ApiError> {
+        self.store
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no user named {:?}", name.as_str())))
+    }
+
+    /// The conversation if `me` is a member of it; `NotFound` if it does not exist, `Forbidden`
+    /// if it does but `me` is not in it.
+    async fn require_member(&self, me: &UserRef, conv: ConvId) -> Result<(ConvKind, Role), ApiError> {
+        let kind = self
+            .store
+            .kind(conv)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no conversation {conv}")))?;
+        let role = self
+            .store
+            .role(conv, me.id)
+            .await?
+            .ok_or_else(|| ApiError::forbidden("you are not a member of this conversation"))?;
+        Ok((kind, role))
+    }
+
+    async fn require_group_member(&self, me: &UserRef, conv: ConvId) -> Result<Role, ApiError> {
+        match self.require_member(me, conv).await? {
+            (ConvKind::Group, role) => Ok(role),
+            (ConvKind::Direct, _) => Err(ApiError::invalid("a direct chat has exactly two people; start a group instead")),
+        }
+    }
+
+    async fn view(&self, me: &UserRef, conv: ConvId) -> Result<Conversation, ApiError> {
+        self.store
+            .conversation_for(me.id, conv)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("there is no conversation {conv}")))
+    }
+
+    /// Sends each current member their own view of `conv` (titles differ per viewer), and
+    /// `removed` users a last view marked removed.
+    async fn announce(&self, conv: ConvId, removed: &[(UserId, Conversation)]) -> Result<(), ApiError> {
+        for member in self.store.members(conv).await? {
+            self.hub.join(conv, member.id);
+            if let Some(view) = self.store.conversation_for(member.id, conv).await? {
+                self.hub.send_to_user(member.id, &ServerFrame::Conversation { conversation: view, removed: false });
+            }
+        }
+        for (user, last_view) in removed {
+            self.hub.leave(conv, *user);
+            self.hub.send_to_user(
+                *user,
+                &ServerFrame::Conversation {
+                    conversation: last_view.clone(),
+                    removed: true,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for AppState {
+    async fn register(&self, username: Username, password: Password) -> Result<(UserRef, String), ApiError> {
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(password.expose()))
+            .await
+            .map_err(blocking_failed)?
+            .map_err(|e| ApiError::internal(format!("could not hash the password: {e}")))?;
+        let user = self.store.create_user(&username, &hash).await?;
+        tracing::info!(user = %user.username, "registered");
+        let token = self.new_session(user.id).await?;
+        Ok((user, token))
+    }
+
+    async fn login(&self, username: &str, password: &str, peer: &str) -> Result<(UserRef, String), ApiError> {
+        let account_key = format!("user:{}", username.trim().to_ascii_lowercase());
+        let peer_key = format!("peer:{peer}");
+        if self.account_limiter.is_blocked(&account_key) || self.peer_limiter.is_blocked(&peer_key) {
+            return Err(ApiError::new(ApiErrorCode::RateLimited, "too many failed logins; wait a few minutes and try again"));
+        }
+        let found = self.store.user_with_hash(username).await?;
+        let stored = found.as_ref().map(|(_, hash)| hash.clone());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
+            .await
+            .map_err(blocking_failed)?;
+        match found {
+            Some((user, _)) if ok => {
+                self.account_limiter.clear(&account_key);
+                let token = self.new_session(user.id).await?;
+                Ok((user, token))
+            }
+            _ => {
+                self.account_limiter.record_failure(&account_key);
+                self.peer_limiter.record_failure(&peer_key);
+                Err(ApiError::new(ApiErrorCode::BadCredentials, "wrong username or password"))
+            }
+        }
+    }
+
+    async fn logout(&self, token: &str) -> Result<(), ApiError> {
+        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {
+        AppState::authenticate(self, token).await
+    }
+
+    fn cookie_attributes(&self) -> &str {
+        if self.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    async fn conversations(&self, me: &UserRef) -> Result<Vec<Conversation>, ApiError> {
+        Ok(self.store.conversations_for(me.id).await?)
+    }
+
+    async fn open_direct(&self, me: &UserRef, other: Username) -> Result<Conversation, ApiError> {
+        let other = self.find_user(&other).await?;
+        let (conv, created) = self.store.open_direct(me.id, other.id).await?;
+        if created {
+            self.announce(conv, &[]).await?;
+        }
+        self.view(me, conv).await
+    }
+
+    async fn create_group(&self, me: &UserRef, title: GroupTitle, members: Vec<Username>) -> Result<Conversation, ApiError> {
+        let mut ids = Vec::with_capacity(members.len());
+        for name in &members {
+            ids.push(self.find_user(name).await?.id);
+        }
+        let conv = self.store.create_group(me.id, &title, &ids).await?;
+        self.announce(conv, &[]).await?;
+        self.view(me, conv).await
+    }
+
+    async fn add_member(&self, me: &UserRef, conv: ConvId, user: Username) -> Result<Conversation, ApiError> {
+        self.require_group_member(me, conv).await?;
+        let user = self.find_user(&user).await?;
+        if self.store.add_member(conv, user.id).await? {
+            self.announce(conv, &[]).await?;
+        }
+        self.view(me, conv).await
+    }
+
+    async fn remove_member(&self, me: &UserRef, conv: ConvId, user: Username) -> Result<Conversation, ApiError> {
+        let role = self.require_group_member(me, conv).await?;
+        let user = self.find_user(&user).await?;
+        if user.id != me.id && role != Role::Owner {
+            return Err(ApiError::forbidden("only the group's owner can remove members"));
+        }
+        let Some(last_view) = self.store.conversation_for(user.id, conv).await? else {
+            return Err(ApiError::not_found(format!("{} is not in this group", user.username)));
+        };
+        self.store.remove_member(conv, user.id).await?;
+        self.announce(conv, &[(user.id, last_view)]).await?;
+        self.view(me, conv).await
+    }
+
+    async fn leave_group(&self, me: &UserRef, conv: ConvId) -> Result<(), ApiError> {
+        self.require_group_member(me, conv).await?;
+        let last_view = self.view(me, conv).await?;
+        self.store.remove_member(conv, me.id).await?;
+        self.announce(conv, &[(me.id, last_view)]).await
+    }
+
+    async fn rename_group(&self, me: &UserRef, conv: ConvId, title: GroupTitle) -> Result<Conversation, ApiError> {
+        self.require_group_member(me, conv).await?;
+        self.store.rename(conv, &title).await?;
+        self.announce(conv, &[]).await?;
+        self.view(me, conv).await
+    }
+
+    async fn history(&self, me: &UserRef, conv: ConvId, before_seq: Option<Seq>, limit: u32) -> Result<HistoryPage, ApiError> {
+        self.require_member(me, conv).await?;
+        Ok(self.store.history(conv, before_seq, limit).await?)
+    }
+}

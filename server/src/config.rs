@@ -1,0 +1,72 @@
+//! Configuration: every setting is a command-line flag with an environment variable behind it
+//! (`tidings --help` lists them). Parsing only; nothing here opens files or sockets.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Tidings: a real-time chat server. With no settings it runs everything in one process on a
+/// SQLite file in the working directory.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "tidings", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on (LEPTOS_SITE_ADDR is honoured too, as set by cargo-leptos).
+    #[arg(long, env = "TIDINGS_ADDR")]
+    pub addr: Option<SocketAddr>,
+
+    /// Where history lives: sqlite://PATH (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tidings.db")]
+    pub database_url: String,
+
+    /// Folder with the built site (pkg/, favicon). Defaults to LEPTOS_SITE_ROOT or target/site.
+    #[arg(long, env = "TIDINGS_SITE_ROOT")]
+    pub site_root: Option<String>,
+
+    /// Seconds between the server's WebSocket pings.
+    #[arg(long, env = "TIDINGS_PING_INTERVAL_SECS", default_value_t = 20.0)]
+    pub ping_interval_secs: f64,
+
+    /// Seconds of silence after which a WebSocket is closed.
+    #[arg(long, env = "TIDINGS_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub idle_timeout_secs: f64,
+
+    /// Frames a connection may have queued before it is closed as a slow consumer.
+    #[arg(long, env = "TIDINGS_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Most messages written in one transaction when sends pile up (group commit).
+    #[arg(long, env = "TIDINGS_MAX_BATCH", default_value_t = 256)]
+    pub max_batch: usize,
+
+    /// Mark the session cookie `Secure` (set this when serving over HTTPS).
+    #[arg(long, env = "TIDINGS_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Extra origins allowed to open /ws, comma separated (e.g. http://localhost:8080 for trunk).
+    /// The server's own origin is always allowed.
+    #[arg(long, env = "TIDINGS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Failed logins per account (and per address ×5) per 5 minutes before logins are refused.
+    #[arg(long, env = "TIDINGS_LOGIN_ATTEMPTS", default_value_t = 10)]
+    pub login_attempts: u32,
+
+    /// Log filter, in RUST_LOG syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,tower_http=info")]
+    pub log: String,
+}
+
+impl Config {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_interval_secs.max(0.05))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    /// Defaults for an embedded server on `database_url` (used by tests and tools).
+    pub fn with_database(database_url: &str) -> Config {
+        Config::parse_from(["tidings", "--database-url", database_url])
+    }
+}

@@ -1,0 +1,288 @@
+//! The hub: this process's live WebSocket connections, indexed by user and by conversation, and
+//! the fan-out of frames to them. Also the single-node presence (who has a connection open).
+//!
+//! Fan-out never waits: each connection has a bounded queue, a frame is serialized once and
+//! cloned (a reference-counted buffer) into each queue with `try_send`, and a connection whose
+//! queue is full is told to close as a slow consumer. The lock is a plain mutex that is never held
+//! across an `.await`. The hub does not read the database; callers tell it who belongs where.
+
+use app::model::{ConvId, UserId};
+use app::protocol::ServerFrame;
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One live connection as the hub sees it: where to put its frames, and how to make it close.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub id: u64,
+    pub user: UserId,
+    queue: mpsc::Sender<Utf8Bytes>,
+    slow: CancellationToken,
+}
+
+impl Conn {
+    /// Queues a frame without waiting. A full queue means the client cannot keep up: it is told
+    /// to close (it will reconnect and catch up from the database) rather than slow anyone else.
+    pub fn push(&self, payload: Utf8Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(payload) {
+            self.slow.cancel();
+        }
+    }
+
+    pub fn push_frame(&self, frame: &ServerFrame) {
+        self.push(frame.to_json().into());
+    }
+
+    /// Resolves once the connection has been declared a slow consumer.
+    pub async fn too_slow(&self) {
+        self.slow.cancelled().await
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default, Debug)]
+pub struct HubStats {
+    pub frames_queued: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub connections_opened: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Live connections per user.
+    conns: HashMap<UserId, Vec<Conn>>,
+    /// Locally connected members per conversation: whom a message in it reaches.
+    rooms: HashMap<ConvId, HashSet<UserId>>,
+    /// The conversations each locally connected user belongs to (the inverse of `rooms`).
+    joined: HashMap<UserId, HashSet<ConvId>>,
+    /// Users whose coming online has been announced to their peers.
+    announced: HashSet<UserId>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    pub stats: HubStats,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// Registers a connection for `user` with a queue of `capacity` frames. Returns the handle
+    /// and the receiving end of its queue. If this is the user's first connection, everyone who
+    /// shares a conversation with them is told they came online (after `set_conversations`).
+    pub fn connect(&self, user: UserId, capacity: usize) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        let conn = Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+            queue,
+            slow: CancellationToken::new(),
+        };
+        self.stats.connections_opened.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.conns.entry(user).or_default().push(conn.clone());
+        (conn, rx)
+    }
+
+    /// Declares the conversations a connected user belongs to (from the store). Returns the
+    /// users online here who share one of them, for the initial presence frames.
+    pub fn set_conversations(&self, user: UserId, convs: &[ConvId]) -> Vec<UserId> {
+        let mut inner = self.lock();
+        if !inner.conns.contains_key(&user) {
+            return Vec::new();
+        }
+        let first_time = inner.announced.insert(user);
+        for conv in convs {
+            inner.rooms.entry(*conv).or_default().insert(user);
+            inner.joined.entry(user).or_default().insert(*conv);
+        }
+        inner.joined.entry(user).or_default();
+        let peers = peers_of(&inner, user);
+        if first_time {
+            let online = ServerFrame::Presence { user, online: true };
+            self.send_to_users(&inner, peers.iter().copied(), &online.to_json().into());
+        }
+        peers.into_iter().collect()
+    }
+
+    /// Forgets a connection. When it was the user's last, the user leaves every room and their
+    /// peers are told they went offline.
+    pub fn disconnect(&self, conn: &Conn) {
+        let mut inner = self.lock();
+        let Some(list) = inner.conns.get_mut(&conn.user) else {
+            return;
+        };
+        list.retain(|c| c.id != conn.id);
+        if !list.is_empty() {
+            return;
+        }
+        inner.conns.remove(&conn.user);
+        inner.announced.remove(&conn.user);
+        let peers = peers_of(&inner, conn.user);
+        if let Some(convs) = inner.joined.remove(&conn.user) {
+            for conv in convs {
+                if let Some(room) = inner.rooms.get_mut(&conv) {
+                    room.remove(&conn.user);
+                    if room.is_empty() {
+                        inner.rooms.remove(&conv);
+                    }
+                }
+            }
+        }
+        let offline = ServerFrame::Presence {
+            user: conn.user,
+            online: false,
+        };
+        self.send_to_users(&inner, peers.into_iter(), &offline.to_json().into());
+    }
+
+    /// Sends `frame` to every local connection of every member of `conv`, serialized once.
+    pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
+        self.publish_payload(conv, frame.to_json().into());
+    }
+
+    pub fn publish_payload(&self, conv: ConvId, payload: Utf8Bytes) {
+        let inner = self.lock();
+        if let Some(room) = inner.rooms.get(&conv) {
+            self.send_to_users(&inner, room.iter().copied(), &payload);
+        }
+    }
+
+    /// Sends `frame` to every local connection of `user`.
+    pub fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
+        let inner = self.lock();
+        self.send_to_users(&inner, std::iter::once(user), &frame.to_json().into());
+    }
+
+    /// `user` joined `conv`: if they are connected here, messages in it now reach them.
+    pub fn join(&self, conv: ConvId, user: UserId) {
+        let mut inner = self.lock();
+        if inner.conns.contains_key(&user) {
+            inner.rooms.entry(conv).or_default().insert(user);
+            inner.joined.entry(user).or_default().insert(conv);
+        }
+    }
+
+    /// `user` left `conv` (or was removed): nothing more from it reaches them.
+    pub fn leave(&self, conv: ConvId, user: UserId) {
+        let mut inner = self.lock();
+        if let Some(room) = inner.rooms.get_mut(&conv) {
+            room.remove(&user);
+            if room.is_empty() {
+                inner.rooms.remove(&conv);
+            }
+        }
+        if let Some(convs) = inner.joined.get_mut(&user) {
+            convs.remove(&conv);
+        }
+    }
+
+    /// Whether `user` is a member of `conv` as far as this node's live view goes.
+    pub fn is_member(&self, user: UserId, conv: ConvId) -> bool {
+        self.lock()
+            .joined
+            .get(&user)
+            .is_some_and(|convs| convs.contains(&conv))
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.lock().conns.contains_key(&user)
+    }
+
+    /// (connections, users) currently connected here.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.conns.values().map(Vec::len).sum(), inner.conns.len())
+    }
+
+    fn send_to_users(&self, inner: &Inner, users: impl Iterator<Item = UserId>, payload: &Utf8Bytes) {
+        for user in users {
+            for conn in inner.conns.get(&user).into_iter().flatten() {
+                conn.push(payload.clone());
+                self.stats.frames_queued.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that matters
+        // more than losing the node, so keep serving.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Other users connected here who share a conversation with `user`.
+fn peers_of(inner: &Inner, user: UserId) -> HashSet<UserId> {
+    inner
+        .joined
+        .get(&user)
+        .into_iter()
+        .flatten()
+        .filter_map(|conv| inner.rooms.get(conv))
+        .flatten()
+        .copied()
+        .filter(|u| *u != user)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(rx: &mut mpsc::Receiver<Utf8Bytes>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(t) = rx.try_recv() {
+            out.push(t.to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn publish_reaches_members_only_and_full_queues_mark_slow() {
+        let hub = Hub::new();
+        let (a, mut a_rx) = hub.connect(UserId(1), 2);
+        let (b, mut b_rx) = hub.connect(UserId(2), 8);
+        let (_c, mut c_rx) = hub.connect(UserId(3), 8);
+        hub.set_conversations(UserId(1), &[ConvId(10)]);
+        hub.set_conversations(UserId(2), &[ConvId(10)]);
+        hub.set_conversations(UserId(3), &[ConvId(11)]);
+        text(&mut a_rx);
+        text(&mut b_rx);
+        for _ in 0..3 {
+            hub.publish(ConvId(10), &ServerFrame::Pong);
+        }
+        assert_eq!(text(&mut b_rx).len(), 3);
+        assert!(text(&mut c_rx).is_empty());
+        // a's queue held 2 of 3: it is flagged slow instead of blocking the publisher.
+        assert_eq!(text(&mut a_rx).len(), 2);
+        assert!(a.slow.is_cancelled());
+        assert!(!b.slow.is_cancelled());
+    }
+
+    #[test]
+    fn presence_follows_first_and_last_connection() {
+        let hub = Hub::new();
+        let (_a, mut a_rx) = hub.connect(UserId(1), 8);
+        hub.set_conversations(UserId(1), &[ConvId(10)]);
+        let (b1, _b1_rx) = hub.connect(UserId(2), 8);
+        let peers = hub.set_conversations(UserId(2), &[ConvId(10)]);
+        assert_eq!(peers, vec![UserId(1)]);
+        assert_eq!(text(&mut a_rx), [r#"{"type":"presence","user":2,"online":true}"#]);
+        let (b2, _b2_rx) = hub.connect(UserId(2), 8);
+        hub.set_conversations(UserId(2), &[ConvId(10)]);
+        hub.disconnect(&b1);
+        assert!(text(&mut a_rx).is_empty(), "second tab still open");
+        hub.disconnect(&b2);
+        assert_eq!(text(&mut a_rx), [r#"{"type":"presence","user":2,"online":false}"#]);
+        assert!(!hub.is_online(UserId(2)));
+        assert!(!hub.is_member(UserId(2), ConvId(10)));
+    }
+}

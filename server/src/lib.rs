@@ -1,0 +1,161 @@
+//! The Tidings server as a library: `main.rs` and the integration tests both start it through
+//! [`Server::start`]. Read the modules in the order a message travels:
+//!
+//! - [`config`]  flags and environment
+//! - [`ws`]      one WebSocket connection: reads frames, writes frames, heartbeat, replay
+//! - [`commit`]  the write path: group commit, then ack, then publish
+//! - [`store`]   SQLite: users, sessions, conversations, members, messages (the source of truth)
+//! - [`hub`]     this node's connections and the fan-out to them
+//! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
+//! - [`auth`]    password hashes, session tokens, login limits
+//! - [`http`]    health and metrics
+
+pub mod auth;
+pub mod backend;
+pub mod commit;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod store;
+pub mod ws;
+
+use crate::auth::LoginLimiter;
+use crate::commit::Committer;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::Store;
+use anyhow::Context;
+use app::api::ssr::SharedBackend;
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a request handler may need. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub committer: Committer,
+    pub account_limiter: Arc<LoginLimiter>,
+    pub peer_limiter: Arc<LoginLimiter>,
+    /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
+    pub shutdown: CancellationToken,
+    pub leptos_options: LeptosOptions,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// A running server: its address, and the means to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the database, starts the committer and binds the listener. Returns once the server
+    /// accepts connections (port 0 picks a free port; see `addr`).
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let leptos_options = leptos_options(&config);
+        let addr = leptos_options.site_addr;
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening the database at {}", config.database_url))?;
+        let hub = Arc::new(Hub::new());
+        let committer = Committer::spawn(store.clone(), hub.clone(), config.max_batch);
+        let window = Duration::from_secs(300);
+        let state = AppState {
+            account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
+            peer_limiter: Arc::new(LoginLimiter::new(config.login_attempts.saturating_mul(5), window)),
+            config: Arc::new(config),
+            store,
+            hub,
+            committer,
+            shutdown: CancellationToken::new(),
+            leptos_options,
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} (is another server running there? set --addr)"))?;
+        let addr = listener.local_addr()?;
+        let router = router(state.clone());
+        let shutdown = state.shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service())
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        });
+        tracing::info!(%addr, database = %state.config.database_url, "tidings is listening on http://{addr}");
+        Ok(Server { addr, state, task })
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001, and waits for the HTTP server to end.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Runs until the HTTP server fails or `stop` is requested elsewhere.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface: WebSocket, operator endpoints, server functions, pages, static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let backend: SharedBackend = Arc::new(state.clone());
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(backend.clone()),
+            move || app::shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Leptos' settings: from cargo-leptos' environment when it runs us, otherwise our defaults.
+/// `--addr` and `--site-root` win over both.
+fn leptos_options(config: &Config) -> LeptosOptions {
+    let mut options = get_configuration(None)
+        .map(|c| c.leptos_options)
+        .unwrap_or_else(|_| {
+            LeptosOptions::builder()
+                .output_name("tidings")
+                .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
+                .site_pkg_dir("pkg")
+                .site_addr(
+                    std::env::var("LEPTOS_SITE_ADDR")
+                        .ok()
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+                )
+                .build()
+        });
+    if let Some(addr) = config.addr {
+        options.site_addr = addr;
+    }
+    if let Some(root) = &config.site_root {
+        options.site_root = root.as_str().into();
+    }
+    options
+}

@@ -1,0 +1,317 @@
+//! One WebSocket connection at `/ws`, from the authenticated upgrade to the close.
+//!
+//! A single task per connection reads client frames, writes the frames queued for it by the hub,
+//! replays history for `sync` in bounded pages, and keeps the heartbeat. It owns the socket and
+//! nothing else: storing goes through the committer, fan-out through the hub.
+
+use crate::hub::Conn;
+use crate::store::NewMessage;
+use crate::AppState;
+use app::api::ssr::session_token_from_headers;
+use app::model::{Body, ClientId, ConvId, ParseError, Seq, UserRef};
+use app::protocol::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+
+/// Messages per replay page: bounds the work and memory of one step of a catch-up.
+pub const REPLAY_PAGE: u32 = 200;
+/// Frames above this are refused by the WebSocket layer itself (the connection closes with 1009);
+/// frames between [`MAX_FRAME_BYTES`] and this get a `too_large` error and the connection stays.
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+/// Close codes (4000–4999 are the application's own).
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const INTERNAL: u16 = 1011;
+    pub const SLOW_CONSUMER: u16 = 4001;
+    pub const IDLE_TIMEOUT: u16 = 4002;
+}
+
+/// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&headers, &state.config.allowed_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    let Some(token) = session_token_from_headers(&headers) else {
+        return (StatusCode::UNAUTHORIZED, "log in first: no session cookie\n").into_response();
+    };
+    let user = match state.authenticate(&token).await {
+        Ok(user) => user,
+        Err(e) => return (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED), e.message).into_response(),
+    };
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| async move {
+            let conn_user = user.username.clone();
+            tracing::debug!(user = %conn_user, "websocket open");
+            Connection::new(state, user, socket).run().await;
+            tracing::debug!(user = %conn_user, "websocket closed");
+        })
+}
+
+/// Browsers always send `Origin` on WebSocket requests; it must name this server (same host) or
+/// one of the configured extra origins. Non-browser clients send none and are let through: they
+/// still need the cookie, which a cross-site page cannot attach to its own requests anyway.
+fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    origin_host.eq_ignore_ascii_case(host) || extra.iter().any(|o| o.trim_end_matches('/') == origin)
+}
+
+/// Why the connection loop ended.
+enum End {
+    /// The client closed or vanished; nothing more to send.
+    Gone,
+    /// We close with this code and reason.
+    Close(u16, &'static str),
+}
+
+struct Connection {
+    state: AppState,
+    user: UserRef,
+    socket: WebSocket,
+    /// Conversations still to replay for `sync`, with the last seq already sent.
+    replay: VecDeque<(ConvId, Seq)>,
+}
+
+impl Connection {
+    fn new(state: AppState, user: UserRef, socket: WebSocket) -> Self {
+        Connection {
+            state,
+            user,
+            socket,
+            replay: VecDeque::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let (conn, mut queue) = self.state.hub.connect(self.user.id, self.state.config.outbound_queue);
+        let end = self.serve(&conn, &mut queue).await;
+        self.state.hub.disconnect(&conn);
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            // Best effort: a slow or vanished client may never read it.
+            let _ = timeout(Duration::from_secs(1), self.socket.send(WsMessage::Close(Some(frame)))).await;
+        }
+    }
+
+    async fn serve(&mut self, conn: &Conn, queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>) -> End {
+        // Subscribe before anything is read from the database: whatever is committed from now on
+        // reaches this connection's queue, and the client's `sync` replays what came before. The
+        // two may overlap; the client drops seqs it already holds, so nothing is lost or doubled.
+        let convs = match self.state.store.conversation_ids(self.user.id).await {
+            Ok(convs) => convs,
+            Err(e) => {
+                tracing::error!(error = %e, "loading conversations for a new connection failed");
+                return End::Close(close::INTERNAL, "server error; reconnect");
+            }
+        };
+        let online_peers = self.state.hub.set_conversations(self.user.id, &convs);
+        let mut hello = vec![ServerFrame::Hello { user: self.user.clone() }];
+        hello.extend(online_peers.into_iter().map(|user| ServerFrame::Presence { user, online: true }));
+        for frame in hello {
+            if let Err(end) = self.send(conn, frame.to_json().into()).await {
+                return end;
+            }
+        }
+
+        let config = &self.state.config;
+        let idle_timeout = config.idle_timeout();
+        let mut heartbeat = interval(config.ping_interval());
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let shutdown = self.state.shutdown.clone();
+
+        loop {
+            tokio::select! {
+                _ = conn.too_slow() => {
+                    self.state.hub.stats.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(user = %self.user.username, "closing a slow consumer");
+                    return End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync");
+                }
+                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
+                incoming = self.socket.recv() => {
+                    let Some(Ok(msg)) = incoming else { return End::Gone };
+                    last_heard = Instant::now();
+                    match msg {
+                        WsMessage::Text(text) => {
+                            if let Err(end) = self.on_text(conn, text.as_str()).await {
+                                return end;
+                            }
+                        }
+                        WsMessage::Binary(_) => conn.push_frame(&ServerFrame::error(
+                            ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text", None)),
+                        WsMessage::Close(_) => return End::Gone,
+                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                    }
+                }
+                Some(payload) = queue.recv() => {
+                    if let Err(end) = self.send(conn, payload).await {
+                        return end;
+                    }
+                }
+                _ = std::future::ready(()), if !self.replay.is_empty() => {
+                    if let Err(end) = self.replay_page(conn).await {
+                        return end;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= idle_timeout {
+                        return End::Close(close::IDLE_TIMEOUT, "idle timeout");
+                    }
+                    if let Err(end) = self.send_raw(conn, WsMessage::Ping(Default::default())).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one client text frame. Refusals are answered with an `error` frame; only a
+    /// failure to write ends the connection.
+    async fn on_text(&mut self, conn: &Conn, text: &str) -> Result<(), End> {
+        if text.len() > MAX_FRAME_BYTES {
+            conn.push_frame(&ServerFrame::error(
+                ErrorCode::TooLarge,
+                format!("frame is over {MAX_FRAME_BYTES} bytes"),
+                None,
+            ));
+            return Ok(());
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                conn.push_frame(&ServerFrame::error(ErrorCode::BadFrame, format!("unreadable frame: {e}"), None));
+                return Ok(());
+            }
+        };
+        match frame {
+            ClientFrame::Send { conv, client_id, body } => self.on_send(conn, conv, client_id, body).await,
+            ClientFrame::Sync { cursors } => {
+                for (conv, seq) in cursors {
+                    if self.state.hub.is_member(self.user.id, conv) {
+                        self.replay.push_back((conv, seq.max(0)));
+                    } else {
+                        conn.push_frame(&ServerFrame::error(
+                            ErrorCode::NotMember,
+                            format!("cannot sync conversation {conv}: you are not a member"),
+                            None,
+                        ));
+                    }
+                }
+                if self.replay.is_empty() {
+                    conn.push_frame(&ServerFrame::Synced);
+                }
+                Ok(())
+            }
+            ClientFrame::Read { conv, seq } => {
+                if self.state.hub.is_member(self.user.id, conv) {
+                    match self.state.store.mark_read(conv, self.user.id, seq).await {
+                        Ok(seq) => self.state.hub.publish(conv, &ServerFrame::Read { conv, user: self.user.id, seq }),
+                        Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
+                    }
+                }
+                Ok(())
+            }
+            ClientFrame::Typing { conv } => {
+                if self.state.hub.is_member(self.user.id, conv) {
+                    self.state.hub.publish(conv, &ServerFrame::Typing { conv, user: self.user.clone() });
+                }
+                Ok(())
+            }
+            ClientFrame::Ping => {
+                conn.push_frame(&ServerFrame::Pong);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_send(&mut self, conn: &Conn, conv: ConvId, client_id: String, body: String) -> Result<(), End> {
+        let refuse = |code, message: String, client_id: String| {
+            conn.push_frame(&ServerFrame::error(code, message, Some(client_id)));
+            Ok(())
+        };
+        let client_id = match ClientId::parse(client_id) {
+            Ok(id) => id,
+            Err(e) => return refuse(ErrorCode::BadFrame, e.to_string(), String::new()),
+        };
+        let body = match Body::parse(body) {
+            Ok(body) => body,
+            Err(e) => {
+                let code = if e == ParseError::EmptyBody { ErrorCode::Empty } else { ErrorCode::TooLarge };
+                return refuse(code, e.to_string(), client_id.into_inner());
+            }
+        };
+        let message = NewMessage {
+            sender: self.user.clone(),
+            conv,
+            client_id: client_id.into_inner(),
+            body: body.into_inner(),
+        };
+        // Membership is checked again inside the commit's transaction, against the database.
+        self.state
+            .committer
+            .submit(message, conn.clone())
+            .await
+            .map_err(|_| End::Close(close::GOING_AWAY, "server shutting down"))
+    }
+
+    /// Sends the next page of the pending replay, then `synced` once all cursors are caught up.
+    async fn replay_page(&mut self, conn: &Conn) -> Result<(), End> {
+        let Some((conv, after)) = self.replay.front().copied() else {
+            return Ok(());
+        };
+        let page = match self.state.store.after(conv, after, REPLAY_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "replay query failed");
+                return Err(End::Close(close::INTERNAL, "server error; reconnect"));
+            }
+        };
+        let full = page.len() == REPLAY_PAGE as usize;
+        let last = page.last().map(|m| m.seq);
+        for message in page {
+            self.send(conn, ServerFrame::Message(message).to_json().into()).await?;
+        }
+        match (full, last) {
+            (true, Some(last)) => self.replay[0].1 = last,
+            _ => {
+                self.replay.pop_front();
+                if self.replay.is_empty() {
+                    self.send(conn, ServerFrame::Synced.to_json().into()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, conn: &Conn, payload: Utf8Bytes) -> Result<(), End> {
+        self.send_raw(conn, WsMessage::Text(payload)).await
+    }
+
+    /// Writes one frame, giving up if the client is declared too slow or stays stuck for the idle
+    /// timeout: a client that stopped reading must not pin this task (and its memory) forever.
+    async fn send_raw(&mut self, conn: &Conn, msg: WsMessage) -> Result<(), End> {
+        let limit = self.state.config.idle_timeout();
+        tokio::select! {
+            sent = timeout(limit, self.socket.send(msg)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => Err(End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")),
+            },
+            _ = conn.too_slow() => Err(End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")),
+        }
+    }
+}
