@@ -23,12 +23,37 @@ pub enum ClientFrame {
     },
     /// "I hold every message up to this seq": the server replays what came after, in order,
     /// then answers `synced`.
-    Sync { cursors: BTreeMap<ConvId, Seq> },
+    Sync {
+        #[serde(with = "cursor_keys")]
+        cursors: BTreeMap<ConvId, Seq>,
+    },
     /// "I have read up to `seq`" (read receipts).
     Read { conv: ConvId, seq: Seq },
     /// "I am typing in `conv`" (ephemeral; never stored).
     Typing { conv: ConvId },
     Ping,
+}
+
+/// JSON object keys are strings. serde reads `{"7": 3}` into integer keys only when it reads
+/// the map directly, not through an internally tagged enum (which buffers), so parse them here.
+mod cursor_keys {
+    use super::{ConvId, Seq};
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<ConvId, Seq>, s: S) -> Result<S::Ok, S::Error> {
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<ConvId, Seq>, D::Error> {
+        BTreeMap::<String, Seq>::deserialize(d)?
+            .into_iter()
+            .map(|(key, seq)| match key.parse() {
+                Ok(id) => Ok((ConvId(id), seq)),
+                Err(_) => Err(D::Error::custom(format!("cursor key {key:?} is not a conversation id"))),
+            })
+            .collect()
+    }
 }
 
 /// What the server sends.

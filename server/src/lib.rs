@@ -66,7 +66,18 @@ pub struct Server {
 impl Server {
     /// Opens the database, starts the committer and binds the listener. Returns once the server
     /// accepts connections (port 0 picks a free port; see `addr`).
-    pub async fn start(config: Config) -> anyhow::Result<Server> {
+    pub async fn start(mut config: Config) -> anyhow::Result<Server> {
+        // One committed batch can put an ack and an echo per message into a sender's queue at
+        // once; a queue smaller than that would cut off fast senders as slow consumers.
+        let min_queue = 2 * config.max_batch.max(1) + 16;
+        if config.outbound_queue < min_queue {
+            tracing::warn!(
+                outbound_queue = config.outbound_queue,
+                max_batch = config.max_batch,
+                "the outbound queue must hold two frames per batched message; raising it to {min_queue}"
+            );
+            config.outbound_queue = min_queue;
+        }
         let leptos_options = leptos_options(&config);
         let addr = leptos_options.site_addr;
         let store = Store::connect(&config.database_url)
@@ -136,9 +147,14 @@ pub fn router(state: AppState) -> Router {
 /// Leptos' settings: from cargo-leptos' environment when it runs us, otherwise our defaults.
 /// `--addr` and `--site-root` win over both.
 fn leptos_options(config: &Config) -> LeptosOptions {
-    let mut options = get_configuration(None)
+    // get_configuration(None) reads what cargo-leptos sets at build or run time, and complains
+    // loudly without it, so only ask when it is there.
+    let from_cargo_leptos = option_env!("LEPTOS_OUTPUT_NAME").is_some() || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
+    let mut options = from_cargo_leptos
+        .then(|| get_configuration(None).ok())
+        .flatten()
         .map(|c| c.leptos_options)
-        .unwrap_or_else(|_| {
+        .unwrap_or_else(|| {
             LeptosOptions::builder()
                 .output_name("tidings")
                 .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))

@@ -97,6 +97,10 @@ impl Connection {
         let end = self.serve(&conn, &mut queue).await;
         self.state.hub.disconnect(&conn);
         if let End::Close(code, reason) = end {
+            if code == close::SLOW_CONSUMER {
+                self.state.hub.stats.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(user = %self.user.username, "closed a slow consumer");
+            }
             let frame = CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
@@ -136,11 +140,7 @@ impl Connection {
 
         loop {
             tokio::select! {
-                _ = conn.too_slow() => {
-                    self.state.hub.stats.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(user = %self.user.username, "closing a slow consumer");
-                    return End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync");
-                }
+                _ = conn.too_slow() => return End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync"),
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
                 incoming = self.socket.recv() => {
                     let Some(Ok(msg)) = incoming else { return End::Gone };

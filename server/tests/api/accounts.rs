@@ -1,0 +1,81 @@
+//! Register, log in, log out, who-am-I, over the real HTTP endpoints.
+
+use crate::helpers::spawn_app;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_login_me_logout() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    assert_eq!(alice.user.username, "alice", "usernames are lower-cased");
+    assert!(alice.cookie.len() > 40);
+
+    let (status, me) = app.post("/api/me", Some(&alice.cookie), &[]).await;
+    assert_eq!((status, me["username"].clone()), (200, json!("alice")));
+
+    // Logging in again gives a second, independent session.
+    let res = app
+        .http
+        .post(app.url("/api/login"))
+        .form(&[("username", "ALICE"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+
+    let (status, _) = app.post("/api/logout", Some(&alice.cookie), &[]).await;
+    assert_eq!(status, 200);
+    let (status, me) = app.post("/api/me", Some(&alice.cookie), &[]).await;
+    assert_eq!((status, me), (200, serde_json::Value::Null), "the old session is gone");
+}
+
+#[tokio::test]
+async fn bad_registrations_and_logins_are_refused() {
+    let app = spawn_app().await;
+    app.register("bob").await;
+    for (name, password, code) in [
+        ("bob", "another password", "conflict"),
+        ("BOB", "another password", "conflict"),
+        ("b", "long enough pw", "invalid"),
+        ("bad name!", "long enough pw", "invalid"),
+        ("carol", "short", "invalid"),
+    ] {
+        let (status, body) = app.post("/api/register", None, &[("username", name), ("password", password)]).await;
+        assert_eq!(body["code"], code, "{name}/{password}: {body}");
+        assert!(status >= 400);
+    }
+    let (status, body) = app.post("/api/login", None, &[("username", "bob"), ("password", "wrong password")]).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("bad_credentials")));
+    let (status, body) = app.post("/api/login", None, &[("username", "nobody"), ("password", "wrong password")]).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("bad_credentials")), "no hint that the user does not exist");
+    let (status, body) = app.post("/api/conversations", None, &[]).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = app.post("/api/conversations", Some("tidings_session=forged"), &[]).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_rate_limited() {
+    let app = spawn_app().await;
+    app.register("dave").await;
+    let mut last = 0;
+    for _ in 0..11 {
+        let (status, _) = app.post("/api/login", None, &[("username", "dave"), ("password", "guess guess")]).await;
+        last = status;
+    }
+    assert_eq!(last, 429);
+    // Even the right password waits out the window: guessing must not pay.
+    let (status, _) = app.post("/api/login", None, &[("username", "dave"), ("password", "correct horse battery")]).await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn password_is_stored_as_argon2_hash() {
+    let app = spawn_app().await;
+    app.register("erin").await;
+    let (_, hash) = app.store().user_with_hash("erin").await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+}

@@ -1,0 +1,236 @@
+//! Test harness: `spawn_app()` starts the real server (the same `Server::start` as `main`) on a
+//! free port with a fresh SQLite file; `TestUser` holds a real session cookie from the real
+//! `/api/register`; `Client` is a real WebSocket connection speaking the typed protocol.
+
+use app::model::{ConvId, Conversation, Message, UserRef};
+use app::protocol::{ClientFrame, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use server::config::Config;
+use server::Server;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub addr: SocketAddr,
+    pub db_url: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server on a fresh database. `tweak` adjusts the configuration (timeouts, queues).
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", dir.path().join("tidings.db").display());
+    let server = start(&db_url, tweak).await;
+    TestApp {
+        addr: server.addr,
+        server: Some(server),
+        db_url,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+async fn start(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Server {
+    let mut config = Config::with_database(db_url);
+    config.addr = Some("127.0.0.1:0".parse().unwrap());
+    config.log = "warn".into();
+    tweak(&mut config);
+    Server::start(config).await.expect("server starts")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and starts a new one on the same database file (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let server = start(&self.db_url, |_| {}).await;
+        self.addr = server.addr;
+        self.server = Some(server);
+    }
+
+    pub fn store(&self) -> server::store::Store {
+        self.server.as_ref().expect("running").state.store.clone()
+    }
+
+    /// POSTs a form to a server function; returns the status and the JSON reply.
+    pub async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(self.url(path)).form(form);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// Registers `name` (made unique per test run is not needed: every app has a fresh database).
+    pub async fn register(&self, name: &str) -> TestUser {
+        let res = self
+            .http
+            .post(self.url("/api/register"))
+            .form(&[("username", name), ("password", "correct horse battery")])
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(res.status(), 200, "register {name}");
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("tidings_session="))
+            .expect("session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let user: UserRef = res.json().await.expect("user json");
+        TestUser { user, cookie }
+    }
+
+    pub async fn open_direct(&self, me: &TestUser, other: &str) -> Conversation {
+        let (status, body) = self.post("/api/open_direct", Some(&me.cookie), &[("username", other)]).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn create_group(&self, me: &TestUser, title: &str, members: &str) -> Conversation {
+        let (status, body) = self
+            .post("/api/create_group", Some(&me.cookie), &[("title", title), ("members", members)])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn connect(&self, user: &TestUser) -> Client {
+        Client::connect(self.addr, Some(&user.cookie)).await.expect("websocket upgrade")
+    }
+}
+
+pub struct TestUser {
+    pub user: UserRef,
+    pub cookie: String,
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client that speaks the protocol's types.
+pub struct Client {
+    pub socket: Socket,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, cookie: Option<&str>) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut req = format!("ws://{addr}/ws").into_client_request()?;
+        if let Some(cookie) = cookie {
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut client = Client { socket };
+        match client.recv().await {
+            ServerFrame::Hello { .. } => Ok(client),
+            other => panic!("expected hello first, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_text(&frame.to_json()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(WsMessage::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_message(&mut self, conv: ConvId, client_id: &str, body: &str) {
+        self.send(&ClientFrame::Send {
+            conv,
+            client_id: client_id.into(),
+            body: body.into(),
+        })
+        .await;
+    }
+
+    /// The next protocol frame (pings and pongs are skipped); panics after [`WAIT`].
+    pub async fn recv(&mut self) -> ServerFrame {
+        self.try_recv(WAIT).await.expect("a frame before the timeout")
+    }
+
+    /// The next protocol frame within `wait`, or None (timeout or closed).
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()??.ok()?;
+            match msg {
+                WsMessage::Text(text) => {
+                    return Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad frame {text}: {e}")))
+                }
+                WsMessage::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one matches `pick`; panics if none arrives within [`WAIT`].
+    pub async fn expect<T>(&mut self, mut pick: impl FnMut(ServerFrame) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.try_recv(left).await.expect("expected frame did not arrive");
+            if let Some(found) = pick(frame) {
+                return found;
+            }
+        }
+    }
+
+    pub async fn expect_message(&mut self) -> Message {
+        self.expect(|f| match f {
+            ServerFrame::Message(m) => Some(m),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn expect_ack(&mut self, client_id: &str) -> ServerFrame {
+        let client_id = client_id.to_owned();
+        self.expect(move |f| match &f {
+            ServerFrame::Ack { client_id: c, .. } if *c == client_id => Some(f),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Receives frames for `wait` and returns them all (for asserting that nothing else came).
+    pub async fn drain(&mut self, wait: Duration) -> Vec<ServerFrame> {
+        let mut out = Vec::new();
+        while let Some(frame) = self.try_recv(wait).await {
+            out.push(frame);
+        }
+        out
+    }
+}
+
+/// A path inside the temp dir (for tests that need files of their own).
+#[allow(dead_code)]
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tidings-test-{}-{name}", std::process::id()))
+}

@@ -1,0 +1,11 @@
+//! The one integration-test binary (one link step, which matters on two cores). Every test
+//! starts the real server on a free port with a fresh database and talks to it over real
+//! sockets: HTTP for the API, WebSocket for chat.
+
+mod accounts;
+mod chat;
+mod delivery;
+mod groups;
+mod helpers;
+mod history;
+mod store;
