@@ -3,7 +3,9 @@
 //!
 //! Owns the crypto; the rows themselves are the store's. Nothing here touches HTTP.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -18,7 +20,9 @@ pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// threads (`spawn_blocking`).
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Checks a password against a stored hash. With no stored hash (unknown user) it still does the
@@ -28,7 +32,11 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
     let hash = stored.unwrap_or(dummy);
     let ok = PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false);
     ok && stored.is_some()
 }

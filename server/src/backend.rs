@@ -8,7 +8,8 @@ use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
 use app::model::{
-    ConvId, ConvKind, Conversation, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef, Username,
+    ConvId, ConvKind, Conversation, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
+    Username,
 };
 use app::protocol::ServerFrame;
 
@@ -39,20 +40,25 @@ impl AppState {
 
     async fn new_session(&self, user: UserId) -> Result<String, ApiError> {
         let token = auth::new_token();
-        self.store.create_session(user, &auth::token_hash(&token), SESSION_TTL).await?;
+        self.store
+            .create_session(user, &auth::token_hash(&token), SESSION_TTL)
+            .await?;
         Ok(token)
     }
 
     async fn find_user(&self, name: &Username) -> Result<UserRef, ApiError> {
-        self.store
-            .user_by_name(name)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("there is no user named {:?}", name.as_str())))
+        self.store.user_by_name(name).await?.ok_or_else(|| {
+            ApiError::not_found(format!("there is no user named {:?}", name.as_str()))
+        })
     }
 
     /// The conversation if `me` is a member of it; `NotFound` if it does not exist, `Forbidden`
     /// if it does but `me` is not in it.
-    async fn require_member(&self, me: &UserRef, conv: ConvId) -> Result<(ConvKind, Role), ApiError> {
+    async fn require_member(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+    ) -> Result<(ConvKind, Role), ApiError> {
         let kind = self
             .store
             .kind(conv)
@@ -69,7 +75,9 @@ impl AppState {
     async fn require_group_member(&self, me: &UserRef, conv: ConvId) -> Result<Role, ApiError> {
         match self.require_member(me, conv).await? {
             (ConvKind::Group, role) => Ok(role),
-            (ConvKind::Direct, _) => Err(ApiError::invalid("a direct chat has exactly two people; start a group instead")),
+            (ConvKind::Direct, _) => Err(ApiError::invalid(
+                "a direct chat has exactly two people; start a group instead",
+            )),
         }
     }
 
@@ -82,11 +90,21 @@ impl AppState {
 
     /// Sends each current member their own view of `conv` (titles differ per viewer), and
     /// `removed` users a last view marked removed.
-    async fn announce(&self, conv: ConvId, removed: &[(UserId, Conversation)]) -> Result<(), ApiError> {
+    async fn announce(
+        &self,
+        conv: ConvId,
+        removed: &[(UserId, Conversation)],
+    ) -> Result<(), ApiError> {
         for member in self.store.members(conv).await? {
             self.hub.join(conv, member.id);
             if let Some(view) = self.store.conversation_for(member.id, conv).await? {
-                self.hub.send_to_user(member.id, &ServerFrame::Conversation { conversation: view, removed: false });
+                self.hub.send_to_user(
+                    member.id,
+                    &ServerFrame::Conversation {
+                        conversation: view,
+                        removed: false,
+                    },
+                );
             }
         }
         for (user, last_view) in removed {
@@ -105,7 +123,11 @@ impl AppState {
 
 #[async_trait::async_trait]
 impl Backend for AppState {
-    async fn register(&self, username: Username, password: Password) -> Result<(UserRef, String), ApiError> {
+    async fn register(
+        &self,
+        username: Username,
+        password: Password,
+    ) -> Result<(UserRef, String), ApiError> {
         let hash = tokio::task::spawn_blocking(move || auth::hash_password(password.expose()))
             .await
             .map_err(blocking_failed)?
@@ -116,18 +138,29 @@ impl Backend for AppState {
         Ok((user, token))
     }
 
-    async fn login(&self, username: &str, password: &str, peer: &str) -> Result<(UserRef, String), ApiError> {
+    async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        peer: &str,
+    ) -> Result<(UserRef, String), ApiError> {
         let account_key = format!("user:{}", username.trim().to_ascii_lowercase());
         let peer_key = format!("peer:{peer}");
-        if self.account_limiter.is_blocked(&account_key) || self.peer_limiter.is_blocked(&peer_key) {
-            return Err(ApiError::new(ApiErrorCode::RateLimited, "too many failed logins; wait a few minutes and try again"));
+        if self.account_limiter.is_blocked(&account_key) || self.peer_limiter.is_blocked(&peer_key)
+        {
+            return Err(ApiError::new(
+                ApiErrorCode::RateLimited,
+                "too many failed logins; wait a few minutes and try again",
+            ));
         }
         let found = self.store.user_with_hash(username).await?;
         let stored = found.as_ref().map(|(_, hash)| hash.clone());
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, stored.as_deref()))
-            .await
-            .map_err(blocking_failed)?;
+        let ok = tokio::task::spawn_blocking(move || {
+            auth::verify_password(&password, stored.as_deref())
+        })
+        .await
+        .map_err(blocking_failed)?;
         match found {
             Some((user, _)) if ok => {
                 self.account_limiter.clear(&account_key);
@@ -137,7 +170,10 @@ impl Backend for AppState {
             _ => {
                 self.account_limiter.record_failure(&account_key);
                 self.peer_limiter.record_failure(&peer_key);
-                Err(ApiError::new(ApiErrorCode::BadCredentials, "wrong username or password"))
+                Err(ApiError::new(
+                    ApiErrorCode::BadCredentials,
+                    "wrong username or password",
+                ))
             }
         }
     }
@@ -171,7 +207,12 @@ impl Backend for AppState {
         self.view(me, conv).await
     }
 
-    async fn create_group(&self, me: &UserRef, title: GroupTitle, members: Vec<Username>) -> Result<Conversation, ApiError> {
+    async fn create_group(
+        &self,
+        me: &UserRef,
+        title: GroupTitle,
+        members: Vec<Username>,
+    ) -> Result<Conversation, ApiError> {
         let mut ids = Vec::with_capacity(members.len());
         for name in &members {
             ids.push(self.find_user(name).await?.id);
@@ -181,7 +222,12 @@ impl Backend for AppState {
         self.view(me, conv).await
     }
 
-    async fn add_member(&self, me: &UserRef, conv: ConvId, user: Username) -> Result<Conversation, ApiError> {
+    async fn add_member(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        user: Username,
+    ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
         let user = self.find_user(&user).await?;
         if self.store.add_member(conv, user.id).await? {
@@ -190,14 +236,24 @@ impl Backend for AppState {
         self.view(me, conv).await
     }
 
-    async fn remove_member(&self, me: &UserRef, conv: ConvId, user: Username) -> Result<Conversation, ApiError> {
+    async fn remove_member(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        user: Username,
+    ) -> Result<Conversation, ApiError> {
         let role = self.require_group_member(me, conv).await?;
         let user = self.find_user(&user).await?;
         if user.id != me.id && role != Role::Owner {
-            return Err(ApiError::forbidden("only the group's owner can remove members"));
+            return Err(ApiError::forbidden(
+                "only the group's owner can remove members",
+            ));
         }
         let Some(last_view) = self.store.conversation_for(user.id, conv).await? else {
-            return Err(ApiError::not_found(format!("{} is not in this group", user.username)));
+            return Err(ApiError::not_found(format!(
+                "{} is not in this group",
+                user.username
+            )));
         };
         self.store.remove_member(conv, user.id).await?;
         self.announce(conv, &[(user.id, last_view)]).await?;
@@ -211,14 +267,25 @@ impl Backend for AppState {
         self.announce(conv, &[(me.id, last_view)]).await
     }
 
-    async fn rename_group(&self, me: &UserRef, conv: ConvId, title: GroupTitle) -> Result<Conversation, ApiError> {
+    async fn rename_group(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        title: GroupTitle,
+    ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
         self.store.rename(conv, &title).await?;
         self.announce(conv, &[]).await?;
         self.view(me, conv).await
     }
 
-    async fn history(&self, me: &UserRef, conv: ConvId, before_seq: Option<Seq>, limit: u32) -> Result<HistoryPage, ApiError> {
+    async fn history(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        before_seq: Option<Seq>,
+        limit: u32,
+    ) -> Result<HistoryPage, ApiError> {
         self.require_member(me, conv).await?;
         Ok(self.store.history(conv, before_seq, limit).await?)
     }

@@ -52,7 +52,11 @@ pub struct Config {
     pub login_attempts: u32,
 
     /// Log filter, in RUST_LOG syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,tower_http=info")]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,sqlx=warn,tower_http=info"
+    )]
     pub log: String,
 }
 

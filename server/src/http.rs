@@ -19,7 +19,11 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "connections": connections,
         "users_online": users,
     });
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -29,19 +33,66 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let hub = &state.hub.stats;
     let commit = &state.committer.stats;
     let rows: [(&str, &str, &str, u64); 9] = [
-        ("tidings_connections", "gauge", "Open WebSocket connections", connections as u64),
-        ("tidings_users_online", "gauge", "Users with at least one connection", users as u64),
-        ("tidings_connections_opened_total", "counter", "WebSocket connections accepted", hub.connections_opened.load(Ordering::Relaxed)),
-        ("tidings_frames_queued_total", "counter", "Frames queued to connections", hub.frames_queued.load(Ordering::Relaxed)),
-        ("tidings_slow_consumers_total", "counter", "Connections closed for not keeping up", hub.slow_consumers.load(Ordering::Relaxed)),
-        ("tidings_messages_stored_total", "counter", "Messages committed", commit.stored.load(Ordering::Relaxed)),
-        ("tidings_duplicate_sends_total", "counter", "Re-sent messages answered with the original ack", commit.duplicates.load(Ordering::Relaxed)),
-        ("tidings_commit_batches_total", "counter", "Transactions written by the committer", commit.batches.load(Ordering::Relaxed)),
-        ("tidings_commit_failures_total", "counter", "Batches that failed to commit", commit.failed_batches.load(Ordering::Relaxed)),
+        (
+            "tidings_connections",
+            "gauge",
+            "Open WebSocket connections",
+            connections as u64,
+        ),
+        (
+            "tidings_users_online",
+            "gauge",
+            "Users with at least one connection",
+            users as u64,
+        ),
+        (
+            "tidings_connections_opened_total",
+            "counter",
+            "WebSocket connections accepted",
+            hub.connections_opened.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_frames_queued_total",
+            "counter",
+            "Frames queued to connections",
+            hub.frames_queued.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_slow_consumers_total",
+            "counter",
+            "Connections closed for not keeping up",
+            hub.slow_consumers.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_messages_stored_total",
+            "counter",
+            "Messages committed",
+            commit.stored.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_duplicate_sends_total",
+            "counter",
+            "Re-sent messages answered with the original ack",
+            commit.duplicates.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_commit_batches_total",
+            "counter",
+            "Transactions written by the committer",
+            commit.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "tidings_commit_failures_total",
+            "counter",
+            "Batches that failed to commit",
+            commit.failed_batches.load(Ordering::Relaxed),
+        ),
     ];
     let mut out = String::with_capacity(1024);
     for (name, kind, help, value) in rows {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

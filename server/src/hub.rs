@@ -86,7 +86,9 @@ impl Hub {
             queue,
             slow: CancellationToken::new(),
         };
-        self.stats.connections_opened.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.conns.entry(user).or_default().push(conn.clone());
         (conn, rx)
@@ -203,7 +205,12 @@ impl Hub {
         (inner.conns.values().map(Vec::len).sum(), inner.conns.len())
     }
 
-    fn send_to_users(&self, inner: &Inner, users: impl Iterator<Item = UserId>, payload: &Utf8Bytes) {
+    fn send_to_users(
+        &self,
+        inner: &Inner,
+        users: impl Iterator<Item = UserId>,
+        payload: &Utf8Bytes,
+    ) {
         for user in users {
             for conn in inner.conns.get(&user).into_iter().flatten() {
                 conn.push(payload.clone());
@@ -215,7 +222,9 @@ impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that matters
         // more than losing the node, so keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -275,13 +284,19 @@ mod tests {
         let (b1, _b1_rx) = hub.connect(UserId(2), 8);
         let peers = hub.set_conversations(UserId(2), &[ConvId(10)]);
         assert_eq!(peers, vec![UserId(1)]);
-        assert_eq!(text(&mut a_rx), [r#"{"type":"presence","user":2,"online":true}"#]);
+        assert_eq!(
+            text(&mut a_rx),
+            [r#"{"type":"presence","user":2,"online":true}"#]
+        );
         let (b2, _b2_rx) = hub.connect(UserId(2), 8);
         hub.set_conversations(UserId(2), &[ConvId(10)]);
         hub.disconnect(&b1);
         assert!(text(&mut a_rx).is_empty(), "second tab still open");
         hub.disconnect(&b2);
-        assert_eq!(text(&mut a_rx), [r#"{"type":"presence","user":2,"online":false}"#]);
+        assert_eq!(
+            text(&mut a_rx),
+            [r#"{"type":"presence","user":2,"online":false}"#]
+        );
         assert!(!hub.is_online(UserId(2)));
         assert!(!hub.is_member(UserId(2), ConvId(10)));
     }

@@ -88,7 +88,10 @@ impl Server {
         let window = Duration::from_secs(300);
         let state = AppState {
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
-            peer_limiter: Arc::new(LoginLimiter::new(config.login_attempts.saturating_mul(5), window)),
+            peer_limiter: Arc::new(LoginLimiter::new(
+                config.login_attempts.saturating_mul(5),
+                window,
+            )),
             config: Arc::new(config),
             store,
             hub,
@@ -96,9 +99,9 @@ impl Server {
             shutdown: CancellationToken::new(),
             leptos_options,
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr} (is another server running there? set --addr)"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("listening on {addr} (is another server running there? set --addr)")
+        })?;
         let addr = listener.local_addr()?;
         let router = router(state.clone());
         let shutdown = state.shutdown.clone();
@@ -139,7 +142,9 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(backend.clone()),
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -149,7 +154,8 @@ pub fn router(state: AppState) -> Router {
 fn leptos_options(config: &Config) -> LeptosOptions {
     // get_configuration(None) reads what cargo-leptos sets at build or run time, and complains
     // loudly without it, so only ask when it is there.
-    let from_cargo_leptos = option_env!("LEPTOS_OUTPUT_NAME").is_some() || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
+    let from_cargo_leptos = option_env!("LEPTOS_OUTPUT_NAME").is_some()
+        || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
     let mut options = from_cargo_leptos
         .then(|| get_configuration(None).ok())
         .flatten()
@@ -157,7 +163,9 @@ fn leptos_options(config: &Config) -> LeptosOptions {
         .unwrap_or_else(|| {
             LeptosOptions::builder()
                 .output_name("tidings")
-                .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
+                .site_root(
+                    std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()),
+                )
                 .site_pkg_dir("pkg")
                 .site_addr(
                     std::env::var("LEPTOS_SITE_ADDR")

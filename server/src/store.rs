@@ -133,18 +133,21 @@ impl Store {
     // ----- users and sessions -------------------------------------------------------------
 
     pub async fn create_user(&self, username: &Username, password_hash: &str) -> Result<UserRef> {
-        let res = sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
-            .bind(username.as_str())
-            .bind(password_hash)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await;
+        let res =
+            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
+                .bind(username.as_str())
+                .bind(password_hash)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await;
         match res {
             Ok(done) => Ok(UserRef {
                 id: UserId(done.last_insert_rowid()),
                 username: username.as_str().to_owned(),
             }),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::UsernameTaken),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::UsernameTaken)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -167,10 +170,18 @@ impl Store {
     }
 
     pub async fn user_by_name(&self, username: &Username) -> Result<Option<UserRef>> {
-        Ok(self.user_with_hash(username.as_str()).await?.map(|(u, _)| u))
+        Ok(self
+            .user_with_hash(username.as_str())
+            .await?
+            .map(|(u, _)| u))
     }
 
-    pub async fn create_session(&self, user: UserId, token_hash: &str, ttl: Duration) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        ttl: Duration,
+    ) -> Result<()> {
         let now = now_ms();
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(token_hash)
@@ -262,13 +273,21 @@ impl Store {
     }
 
     /// One conversation as `viewer` sees it, if `viewer` is a member.
-    pub async fn conversation_for(&self, viewer: UserId, conv: ConvId) -> Result<Option<Conversation>> {
+    pub async fn conversation_for(
+        &self,
+        viewer: UserId,
+        conv: ConvId,
+    ) -> Result<Option<Conversation>> {
         Ok(self.load_conversations(viewer, Some(conv)).await?.pop())
     }
 
     /// Three queries whatever the number of conversations: the list, their members, their last
     /// messages. `only` narrows it to one conversation (0 never matches a real id).
-    async fn load_conversations(&self, viewer: UserId, only: Option<ConvId>) -> Result<Vec<Conversation>> {
+    async fn load_conversations(
+        &self,
+        viewer: UserId,
+        only: Option<ConvId>,
+    ) -> Result<Vec<Conversation>> {
         let only = only.map_or(0, |c| c.0);
         let list = sqlx::query(
             "SELECT c.id, c.kind, c.title, c.last_seq, c.updated_at, me.last_read_seq \
@@ -401,7 +420,12 @@ impl Store {
     }
 
     /// A new group owned by `owner`, with `others` as members.
-    pub async fn create_group(&self, owner: UserId, title: &GroupTitle, others: &[UserId]) -> Result<ConvId> {
+    pub async fn create_group(
+        &self,
+        owner: UserId,
+        title: &GroupTitle,
+        others: &[UserId],
+    ) -> Result<ConvId> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let conv = sqlx::query(
@@ -442,11 +466,12 @@ impl Store {
             .await?
             .rows_affected()
             > 0;
-        let owners: i64 = sqlx::query("SELECT COUNT(*) AS n FROM members WHERE conv_id = ? AND role = 'owner'")
-            .bind(conv.0)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("n");
+        let owners: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM members WHERE conv_id = ? AND role = 'owner'")
+                .bind(conv.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("n");
         if owners == 0 {
             sqlx::query(
                 "UPDATE members SET role = 'owner' WHERE conv_id = ? AND user_id = \
@@ -463,12 +488,14 @@ impl Store {
     }
 
     pub async fn rename(&self, conv: ConvId, title: &GroupTitle) -> Result<()> {
-        sqlx::query("UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND kind = 'group'")
-            .bind(title.as_str())
-            .bind(now_ms())
-            .bind(conv.0)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND kind = 'group'",
+        )
+        .bind(title.as_str())
+        .bind(now_ms())
+        .bind(conv.0)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -487,11 +514,12 @@ impl Store {
         .bind(seq)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT last_read_seq FROM members WHERE conv_id = ? AND user_id = ?")
-            .bind(conv.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT last_read_seq FROM members WHERE conv_id = ? AND user_id = ?")
+                .bind(conv.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map_or(0, |r| r.get("last_read_seq")))
     }
 
@@ -516,7 +544,12 @@ impl Store {
     }
 
     /// Up to `limit` messages before `before` (or the newest), returned oldest first.
-    pub async fn history(&self, conv: ConvId, before: Option<Seq>, limit: u32) -> Result<HistoryPage> {
+    pub async fn history(
+        &self,
+        conv: ConvId,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> Result<HistoryPage> {
         let before = before.unwrap_or(i64::MAX);
         let mut rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id \
@@ -550,11 +583,13 @@ impl Store {
 
     /// Number of stored messages in `conv` (for tests and metrics).
     pub async fn count_messages(&self, conv: ConvId) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE conv_id = ?")
-            .bind(conv.0)
-            .fetch_one(&self.pool)
-            .await?
-            .get("n"))
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE conv_id = ?")
+                .bind(conv.0)
+                .fetch_one(&self.pool)
+                .await?
+                .get("n"),
+        )
     }
 }
 

@@ -33,16 +33,30 @@ pub mod close {
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&headers, &state.config.allowed_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
     let Some(token) = session_token_from_headers(&headers) else {
-        return (StatusCode::UNAUTHORIZED, "log in first: no session cookie\n").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "log in first: no session cookie\n",
+        )
+            .into_response();
     };
     let user = match state.authenticate(&token).await {
         Ok(user) => user,
-        Err(e) => return (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED), e.message).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+                e.message,
+            )
+                .into_response()
+        }
     };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
@@ -61,9 +75,13 @@ fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    origin_host.eq_ignore_ascii_case(host) || extra.iter().any(|o| o.trim_end_matches('/') == origin)
+    origin_host.eq_ignore_ascii_case(host)
+        || extra.iter().any(|o| o.trim_end_matches('/') == origin)
 }
 
 /// Why the connection loop ended.
@@ -93,12 +111,19 @@ impl Connection {
     }
 
     async fn run(mut self) {
-        let (conn, mut queue) = self.state.hub.connect(self.user.id, self.state.config.outbound_queue);
+        let (conn, mut queue) = self
+            .state
+            .hub
+            .connect(self.user.id, self.state.config.outbound_queue);
         let end = self.serve(&conn, &mut queue).await;
         self.state.hub.disconnect(&conn);
         if let End::Close(code, reason) = end {
             if code == close::SLOW_CONSUMER {
-                self.state.hub.stats.slow_consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state
+                    .hub
+                    .stats
+                    .slow_consumers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(user = %self.user.username, "closed a slow consumer");
             }
             let frame = CloseFrame {
@@ -106,11 +131,19 @@ impl Connection {
                 reason: Utf8Bytes::from_static(reason),
             };
             // Best effort: a slow or vanished client may never read it.
-            let _ = timeout(Duration::from_secs(1), self.socket.send(WsMessage::Close(Some(frame)))).await;
+            let _ = timeout(
+                Duration::from_secs(1),
+                self.socket.send(WsMessage::Close(Some(frame))),
+            )
+            .await;
         }
     }
 
-    async fn serve(&mut self, conn: &Conn, queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>) -> End {
+    async fn serve(
+        &mut self,
+        conn: &Conn,
+        queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    ) -> End {
         // Subscribe before anything is read from the database: whatever is committed from now on
         // reaches this connection's queue, and the client's `sync` replays what came before. The
         // two may overlap; the client drops seqs it already holds, so nothing is lost or doubled.
@@ -122,8 +155,14 @@ impl Connection {
             }
         };
         let online_peers = self.state.hub.set_conversations(self.user.id, &convs);
-        let mut hello = vec![ServerFrame::Hello { user: self.user.clone() }];
-        hello.extend(online_peers.into_iter().map(|user| ServerFrame::Presence { user, online: true }));
+        let mut hello = vec![ServerFrame::Hello {
+            user: self.user.clone(),
+        }];
+        hello.extend(
+            online_peers
+                .into_iter()
+                .map(|user| ServerFrame::Presence { user, online: true }),
+        );
         for frame in hello {
             if let Err(end) = self.send(conn, frame.to_json().into()).await {
                 return end;
@@ -193,12 +232,20 @@ impl Connection {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                conn.push_frame(&ServerFrame::error(ErrorCode::BadFrame, format!("unreadable frame: {e}"), None));
+                conn.push_frame(&ServerFrame::error(
+                    ErrorCode::BadFrame,
+                    format!("unreadable frame: {e}"),
+                    None,
+                ));
                 return Ok(());
             }
         };
         match frame {
-            ClientFrame::Send { conv, client_id, body } => self.on_send(conn, conv, client_id, body).await,
+            ClientFrame::Send {
+                conv,
+                client_id,
+                body,
+            } => self.on_send(conn, conv, client_id, body).await,
             ClientFrame::Sync { cursors } => {
                 for (conv, seq) in cursors {
                     if self.state.hub.is_member(self.user.id, conv) {
@@ -219,7 +266,14 @@ impl Connection {
             ClientFrame::Read { conv, seq } => {
                 if self.state.hub.is_member(self.user.id, conv) {
                     match self.state.store.mark_read(conv, self.user.id, seq).await {
-                        Ok(seq) => self.state.hub.publish(conv, &ServerFrame::Read { conv, user: self.user.id, seq }),
+                        Ok(seq) => self.state.hub.publish(
+                            conv,
+                            &ServerFrame::Read {
+                                conv,
+                                user: self.user.id,
+                                seq,
+                            },
+                        ),
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
                 }
@@ -227,7 +281,13 @@ impl Connection {
             }
             ClientFrame::Typing { conv } => {
                 if self.state.hub.is_member(self.user.id, conv) {
-                    self.state.hub.publish(conv, &ServerFrame::Typing { conv, user: self.user.clone() });
+                    self.state.hub.publish(
+                        conv,
+                        &ServerFrame::Typing {
+                            conv,
+                            user: self.user.clone(),
+                        },
+                    );
                 }
                 Ok(())
             }
@@ -238,7 +298,13 @@ impl Connection {
         }
     }
 
-    async fn on_send(&mut self, conn: &Conn, conv: ConvId, client_id: String, body: String) -> Result<(), End> {
+    async fn on_send(
+        &mut self,
+        conn: &Conn,
+        conv: ConvId,
+        client_id: String,
+        body: String,
+    ) -> Result<(), End> {
         let refuse = |code, message: String, client_id: String| {
             conn.push_frame(&ServerFrame::error(code, message, Some(client_id)));
             Ok(())
@@ -250,7 +316,11 @@ impl Connection {
         let body = match Body::parse(body) {
             Ok(body) => body,
             Err(e) => {
-                let code = if e == ParseError::EmptyBody { ErrorCode::Empty } else { ErrorCode::TooLarge };
+                let code = if e == ParseError::EmptyBody {
+                    ErrorCode::Empty
+                } else {
+                    ErrorCode::TooLarge
+                };
                 return refuse(code, e.to_string(), client_id.into_inner());
             }
         };
@@ -283,14 +353,16 @@ impl Connection {
         let full = page.len() == REPLAY_PAGE as usize;
         let last = page.last().map(|m| m.seq);
         for message in page {
-            self.send(conn, ServerFrame::Message(message).to_json().into()).await?;
+            self.send(conn, ServerFrame::Message(message).to_json().into())
+                .await?;
         }
         match (full, last) {
             (true, Some(last)) => self.replay[0].1 = last,
             _ => {
                 self.replay.pop_front();
                 if self.replay.is_empty() {
-                    self.send(conn, ServerFrame::Synced.to_json().into()).await?;
+                    self.send(conn, ServerFrame::Synced.to_json().into())
+                        .await?;
                 }
             }
         }

@@ -23,12 +23,19 @@ async fn register_login_me_logout() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
 
     let (status, _) = app.post("/api/logout", Some(&alice.cookie), &[]).await;
     assert_eq!(status, 200);
     let (status, me) = app.post("/api/me", Some(&alice.cookie), &[]).await;
-    assert_eq!((status, me), (200, serde_json::Value::Null), "the old session is gone");
+    assert_eq!(
+        (status, me),
+        (200, serde_json::Value::Null),
+        "the old session is gone"
+    );
 }
 
 #[tokio::test]
@@ -42,17 +49,44 @@ async fn bad_registrations_and_logins_are_refused() {
         ("bad name!", "long enough pw", "invalid"),
         ("carol", "short", "invalid"),
     ] {
-        let (status, body) = app.post("/api/register", None, &[("username", name), ("password", password)]).await;
+        let (status, body) = app
+            .post(
+                "/api/register",
+                None,
+                &[("username", name), ("password", password)],
+            )
+            .await;
         assert_eq!(body["code"], code, "{name}/{password}: {body}");
         assert!(status >= 400);
     }
-    let (status, body) = app.post("/api/login", None, &[("username", "bob"), ("password", "wrong password")]).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("bad_credentials")));
-    let (status, body) = app.post("/api/login", None, &[("username", "nobody"), ("password", "wrong password")]).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("bad_credentials")), "no hint that the user does not exist");
+    let (status, body) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "bob"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
+    let (status, body) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "nobody"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_credentials")),
+        "no hint that the user does not exist"
+    );
     let (status, body) = app.post("/api/conversations", None, &[]).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
-    let (status, _) = app.post("/api/conversations", Some("tidings_session=forged"), &[]).await;
+    let (status, _) = app
+        .post("/api/conversations", Some("tidings_session=forged"), &[])
+        .await;
     assert_eq!(status, 401);
 }
 
@@ -62,12 +96,24 @@ async fn repeated_wrong_passwords_are_rate_limited() {
     app.register("dave").await;
     let mut last = 0;
     for _ in 0..11 {
-        let (status, _) = app.post("/api/login", None, &[("username", "dave"), ("password", "guess guess")]).await;
+        let (status, _) = app
+            .post(
+                "/api/login",
+                None,
+                &[("username", "dave"), ("password", "guess guess")],
+            )
+            .await;
         last = status;
     }
     assert_eq!(last, 429);
     // Even the right password waits out the window: guessing must not pay.
-    let (status, _) = app.post("/api/login", None, &[("username", "dave"), ("password", "correct horse battery")]).await;
+    let (status, _) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "dave"), ("password", "correct horse battery")],
+        )
+        .await;
     assert_eq!(status, 429);
 }
 

@@ -11,17 +11,29 @@ async fn direct_chat_both_ways() {
     let app = spawn_app().await;
     let (alice, bob) = (app.register("alice").await, app.register("bob").await);
     let conv = app.open_direct(&alice, "bob").await;
-    assert_eq!(conv.title, "bob", "a direct chat is named after the other person");
-    assert_eq!(app.open_direct(&alice, "bob").await.id, conv.id, "one direct chat per pair");
+    assert_eq!(
+        conv.title, "bob",
+        "a direct chat is named after the other person"
+    );
+    assert_eq!(
+        app.open_direct(&alice, "bob").await.id,
+        conv.id,
+        "one direct chat per pair"
+    );
     assert_eq!(app.open_direct(&bob, "alice").await.id, conv.id);
 
     let mut a = app.connect(&alice).await;
     let mut b = app.connect(&bob).await;
     a.send_message(conv.id, "a-1", "hi bob").await;
-    let ServerFrame::Ack { seq, .. } = a.expect_ack("a-1").await else { unreachable!() };
+    let ServerFrame::Ack { seq, .. } = a.expect_ack("a-1").await else {
+        unreachable!()
+    };
     assert_eq!(seq, 1);
     let m = b.expect_message().await;
-    assert_eq!((m.seq, m.body.as_str(), m.sender.username.as_str()), (1, "hi bob", "alice"));
+    assert_eq!(
+        (m.seq, m.body.as_str(), m.sender.username.as_str()),
+        (1, "hi bob", "alice")
+    );
     // The sender's connections get the message too (other tabs stay in step).
     assert_eq!(a.expect_message().await.seq, 1);
 
@@ -30,10 +42,17 @@ async fn direct_chat_both_ways() {
     let m = a.expect_message().await;
     assert_eq!((m.seq, m.body.as_str()), (2, "hello <b>alice</b>"));
 
-    let list: Vec<app::model::Conversation> =
-        serde_json::from_value(app.post("/api/conversations", Some(&alice.cookie), &[]).await.1).unwrap();
+    let list: Vec<app::model::Conversation> = serde_json::from_value(
+        app.post("/api/conversations", Some(&alice.cookie), &[])
+            .await
+            .1,
+    )
+    .unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].last_message.as_ref().unwrap().body, "hello <b>alice</b>");
+    assert_eq!(
+        list[0].last_message.as_ref().unwrap().body,
+        "hello <b>alice</b>"
+    );
     assert_eq!(list[0].unread, 1, "alice has not read bob's reply");
 }
 
@@ -47,7 +66,11 @@ async fn group_of_three_and_outsider_refused() {
     let group = app.create_group(&alice, "Team", "bob, carol").await;
     assert_eq!(group.members.len(), 3);
 
-    let mut clients = vec![app.connect(&alice).await, app.connect(&bob).await, app.connect(&carol).await];
+    let mut clients = vec![
+        app.connect(&alice).await,
+        app.connect(&bob).await,
+        app.connect(&carol).await,
+    ];
     let mut m = app.connect(&mallory).await;
     clients[1].send_message(group.id, "b-1", "hello team").await;
     for c in clients.iter_mut() {
@@ -62,13 +85,32 @@ async fn group_of_three_and_outsider_refused() {
         "{err:?}"
     );
     m.send_message(ConvId(9999), "m-2", "anyone?").await;
-    assert!(matches!(m.recv().await, ServerFrame::Error { code: ErrorCode::UnknownConversation, .. }));
-    assert_eq!(app.store().count_messages(group.id).await.unwrap(), 1, "nothing stored for the outsider");
+    assert!(matches!(
+        m.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::UnknownConversation,
+            ..
+        }
+    ));
+    assert_eq!(
+        app.store().count_messages(group.id).await.unwrap(),
+        1,
+        "nothing stored for the outsider"
+    );
     for c in clients.iter_mut() {
         let extra = c.drain(Duration::from_millis(300)).await;
-        assert!(extra.iter().all(|f| !matches!(f, ServerFrame::Message(_))), "{extra:?}");
+        assert!(
+            extra.iter().all(|f| !matches!(f, ServerFrame::Message(_))),
+            "{extra:?}"
+        );
     }
-    let (status, body) = app.post("/api/history", Some(&mallory.cookie), &[("conv", &group.id.to_string())]).await;
+    let (status, body) = app
+        .post(
+            "/api/history",
+            Some(&mallory.cookie),
+            &[("conv", &group.id.to_string())],
+        )
+        .await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
 }
 
@@ -81,14 +123,29 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable() {
     let mut a = app.connect(&alice).await;
 
     let too_long = "x".repeat(MAX_BODY_CHARS + 1);
-    let huge_frame = format!(r#"{{"type":"send","conv":1,"client_id":"z","body":"{}"}}"#, "y".repeat(70 * 1024));
+    let huge_frame = format!(
+        r#"{{"type":"send","conv":1,"client_id":"z","body":"{}"}}"#,
+        "y".repeat(70 * 1024)
+    );
     let cases: Vec<(String, ErrorCode)> = vec![
         ("this is not json".into(), ErrorCode::BadFrame),
         (r#"{"type":"launch_missiles"}"#.into(), ErrorCode::BadFrame),
-        (r#"{"type":"send","conv":"one"}"#.into(), ErrorCode::BadFrame),
-        (format!(r#"{{"type":"send","conv":{},"client_id":"c-1","body":"   "}}"#, conv.id), ErrorCode::Empty),
         (
-            format!(r#"{{"type":"send","conv":{},"client_id":"c-2","body":"{too_long}"}}"#, conv.id),
+            r#"{"type":"send","conv":"one"}"#.into(),
+            ErrorCode::BadFrame,
+        ),
+        (
+            format!(
+                r#"{{"type":"send","conv":{},"client_id":"c-1","body":"   "}}"#,
+                conv.id
+            ),
+            ErrorCode::Empty,
+        ),
+        (
+            format!(
+                r#"{{"type":"send","conv":{},"client_id":"c-2","body":"{too_long}"}}"#,
+                conv.id
+            ),
             ErrorCode::TooLarge,
         ),
         (huge_frame, ErrorCode::TooLarge),
@@ -124,11 +181,24 @@ async fn upgrade_without_a_valid_session_is_refused() {
 async fn ping_pong_and_hello_identify_the_user() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{}/ws", app.addr)).unwrap();
-    req.headers_mut().insert("cookie", alice.cookie.parse().unwrap());
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/ws", app.addr),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("cookie", alice.cookie.parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     use futures::StreamExt;
-    let first = tokio::time::timeout(WAIT, socket.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let hello: ServerFrame = serde_json::from_str(first.to_text().unwrap()).unwrap();
-    assert_eq!(hello, ServerFrame::Hello { user: alice.user.clone() });
+    assert_eq!(
+        hello,
+        ServerFrame::Hello {
+            user: alice.user.clone()
+        }
+    );
 }

@@ -27,7 +27,10 @@ async fn a_repeated_client_id_is_stored_and_fanned_out_once() {
 
     assert_eq!(app.store().count_messages(conv.id).await.unwrap(), 1);
     let frames = b.drain(Duration::from_millis(500)).await;
-    let messages = frames.iter().filter(|f| matches!(f, ServerFrame::Message(_))).count();
+    let messages = frames
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Message(_)))
+        .count();
     assert_eq!(messages, 1, "{frames:?}");
 }
 
@@ -42,19 +45,26 @@ async fn an_offline_member_catches_up_on_500_messages_in_order() {
     // Carol saw the first 20, then went offline.
     let mut a = app.connect(&alice).await;
     for i in 1..=20 {
-        a.send_message(group.id, &format!("early-{i}"), "early").await;
+        a.send_message(group.id, &format!("early-{i}"), "early")
+            .await;
     }
     a.expect_ack("early-20").await;
     for i in 1..=500 {
-        a.send_message(group.id, &format!("late-{i}"), &format!("late {i}")).await;
+        a.send_message(group.id, &format!("late-{i}"), &format!("late {i}"))
+            .await;
     }
     a.expect_ack("late-500").await;
 
     let mut c = app.connect(&carol).await;
-    c.send(&ClientFrame::Sync { cursors: BTreeMap::from([(group.id, 20)]) }).await;
+    c.send(&ClientFrame::Sync {
+        cursors: BTreeMap::from([(group.id, 20)]),
+    })
+    .await;
     let mut seqs = Vec::new();
     loop {
-        let Some(frame) = c.try_recv(std::time::Duration::from_secs(5)).await else { panic!("stalled after {} messages: {:?}", seqs.len(), seqs.last()) };
+        let Some(frame) = c.try_recv(std::time::Duration::from_secs(5)).await else {
+            panic!("stalled after {} messages: {:?}", seqs.len(), seqs.last())
+        };
         match frame {
             ServerFrame::Message(m) => {
                 assert_eq!(m.body, format!("late {}", m.seq - 20));
@@ -67,7 +77,10 @@ async fn an_offline_member_catches_up_on_500_messages_in_order() {
     assert_eq!(seqs, (21..=520).collect::<Vec<_>>());
     // Bob never synced and gets nothing replayed; a sync from zero gives him everything.
     let mut b = app.connect(&bob).await;
-    b.send(&ClientFrame::Sync { cursors: BTreeMap::from([(group.id, 0)]) }).await;
+    b.send(&ClientFrame::Sync {
+        cursors: BTreeMap::from([(group.id, 0)]),
+    })
+    .await;
     let mut count = 0;
     loop {
         match b.recv().await {
@@ -87,9 +100,15 @@ async fn syncing_a_foreign_conversation_is_refused() {
     let eve = app.register("eve").await;
     let conv = app.open_direct(&alice, "bob").await;
     let mut e = app.connect(&eve).await;
-    e.send(&ClientFrame::Sync { cursors: BTreeMap::from([(conv.id, 0), (ConvId(31337), 0)]) }).await;
+    e.send(&ClientFrame::Sync {
+        cursors: BTreeMap::from([(conv.id, 0), (ConvId(31337), 0)]),
+    })
+    .await;
     let frames = e.drain(Duration::from_millis(500)).await;
-    assert!(frames.iter().all(|f| !matches!(f, ServerFrame::Message(_))), "{frames:?}");
+    assert!(
+        frames.iter().all(|f| !matches!(f, ServerFrame::Message(_))),
+        "{frames:?}"
+    );
     assert!(frames.iter().any(|f| matches!(f, ServerFrame::Synced)));
 }
 
@@ -111,7 +130,9 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
         let name = user.user.username.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
-                client.send_message(conv, &format!("{name}-{i}"), "hi").await;
+                client
+                    .send_message(conv, &format!("{name}-{i}"), "hi")
+                    .await;
             }
             let mut acks = Vec::new();
             while acks.len() < 50 {
@@ -125,7 +146,10 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
     let mut all = Vec::new();
     for t in tasks {
         let acks = t.await.unwrap();
-        assert!(acks.windows(2).all(|w| w[0] < w[1]), "one sender's messages keep their order");
+        assert!(
+            acks.windows(2).all(|w| w[0] < w[1]),
+            "one sender's messages keep their order"
+        );
         all.extend(acks);
     }
     all.sort();
@@ -140,7 +164,11 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
@@ -191,14 +219,29 @@ async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
     }
     for r in readers {
         let seqs = r.await.unwrap();
-        assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "the others got everything, in order");
+        assert_eq!(
+            seqs,
+            (1..=total as i64).collect::<Vec<_>>(),
+            "the others got everything, in order"
+        );
     }
-    let slow = app.server.as_ref().unwrap().state.hub.stats.slow_consumers.load(Ordering::Relaxed);
+    let slow = app
+        .server
+        .as_ref()
+        .unwrap()
+        .state
+        .hub
+        .stats
+        .slow_consumers
+        .load(Ordering::Relaxed);
     assert_eq!(slow, 1, "the stuck client was cut loose");
     let rss_after = rss_kib();
     println!("RSS before {rss_before} KiB, after {total} x 4 KB messages: {rss_after} KiB");
     // Without the bound the stuck client's queue alone would hold ~9 MB.
-    assert!(rss_after < rss_before + 64 * 1024, "memory stayed bounded: {rss_before} -> {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory stayed bounded: {rss_before} -> {rss_after} KiB"
+    );
 }
 
 #[tokio::test]

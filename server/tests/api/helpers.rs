@@ -53,6 +53,17 @@ async fn start(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Server {
 }
 
 impl TestApp {
+    /// A handle on a server started elsewhere (e.g. a child process), for its HTTP helpers.
+    pub fn attach(addr: SocketAddr) -> TestApp {
+        TestApp {
+            server: None,
+            addr,
+            db_url: String::new(),
+            http: reqwest::Client::new(),
+            _dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -72,7 +83,12 @@ impl TestApp {
     }
 
     /// POSTs a form to a server function; returns the status and the JSON reply.
-    pub async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
         let mut req = self.http.post(self.url(path)).form(form);
         if let Some(cookie) = cookie {
             req = req.header("cookie", cookie);
@@ -80,7 +96,10 @@ impl TestApp {
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// Registers `name` (made unique per test run is not needed: every app has a fresh database).
@@ -109,21 +128,29 @@ impl TestApp {
     }
 
     pub async fn open_direct(&self, me: &TestUser, other: &str) -> Conversation {
-        let (status, body) = self.post("/api/open_direct", Some(&me.cookie), &[("username", other)]).await;
+        let (status, body) = self
+            .post("/api/open_direct", Some(&me.cookie), &[("username", other)])
+            .await;
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body).unwrap()
     }
 
     pub async fn create_group(&self, me: &TestUser, title: &str, members: &str) -> Conversation {
         let (status, body) = self
-            .post("/api/create_group", Some(&me.cookie), &[("title", title), ("members", members)])
+            .post(
+                "/api/create_group",
+                Some(&me.cookie),
+                &[("title", title), ("members", members)],
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body).unwrap()
     }
 
     pub async fn connect(&self, user: &TestUser) -> Client {
-        Client::connect(self.addr, Some(&user.cookie)).await.expect("websocket upgrade")
+        Client::connect(self.addr, Some(&user.cookie))
+            .await
+            .expect("websocket upgrade")
     }
 }
 
@@ -140,7 +167,10 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr, cookie: Option<&str>) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect(
+        addr: SocketAddr,
+        cookie: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let mut req = format!("ws://{addr}/ws").into_client_request()?;
         if let Some(cookie) = cookie {
             req.headers_mut().insert("cookie", cookie.parse().unwrap());
@@ -158,7 +188,10 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.socket.send(WsMessage::Text(text.into())).await.expect("send");
+        self.socket
+            .send(WsMessage::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_message(&mut self, conv: ConvId, client_id: &str, body: &str) {
@@ -172,17 +205,25 @@ impl Client {
 
     /// The next protocol frame (pings and pongs are skipped); panics after [`WAIT`].
     pub async fn recv(&mut self) -> ServerFrame {
-        self.try_recv(WAIT).await.expect("a frame before the timeout")
+        self.try_recv(WAIT)
+            .await
+            .expect("a frame before the timeout")
     }
 
     /// The next protocol frame within `wait`, or None (timeout or closed).
     pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerFrame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
                 WsMessage::Text(text) => {
-                    return Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad frame {text}: {e}")))
+                    return Some(
+                        serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("bad frame {text}: {e}")),
+                    )
                 }
                 WsMessage::Close(_) => return None,
                 _ => continue,
@@ -195,7 +236,10 @@ impl Client {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let frame = self.try_recv(left).await.expect("expected frame did not arrive");
+            let frame = self
+                .try_recv(left)
+                .await
+                .expect("expected frame did not arrive");
             if let Some(found) = pick(frame) {
                 return found;
             }

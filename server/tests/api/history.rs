@@ -11,7 +11,8 @@ async fn history_pages_backwards_over_250_messages_without_gaps_or_repeats() {
     let conv = app.open_direct(&alice, "bob").await;
     let mut a = app.connect(&alice).await;
     for i in 1..=250 {
-        a.send_message(conv.id, &format!("c-{i}"), &format!("message {i}")).await;
+        a.send_message(conv.id, &format!("c-{i}"), &format!("message {i}"))
+            .await;
     }
     a.expect_ack("c-250").await;
 
@@ -29,7 +30,10 @@ async fn history_pages_backwards_over_250_messages_without_gaps_or_repeats() {
         let page: HistoryPage = serde_json::from_value(body).unwrap();
         pages += 1;
         let page_seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
-        assert!(page_seqs.windows(2).all(|w| w[1] == w[0] + 1), "each page is oldest-first and contiguous");
+        assert!(
+            page_seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "each page is oldest-first and contiguous"
+        );
         before = page_seqs.first().copied();
         seqs.splice(0..0, page_seqs);
         if !page.has_more {
@@ -39,7 +43,13 @@ async fn history_pages_backwards_over_250_messages_without_gaps_or_repeats() {
     assert_eq!(pages, 3);
     assert_eq!(seqs, (1..=250).collect::<Vec<_>>());
 
-    let (status, body) = app.post("/api/history", Some(&alice.cookie), &[("conv", &conv.id.to_string()), ("limit", "101")]).await;
+    let (status, body) = app
+        .post(
+            "/api/history",
+            Some(&alice.cookie),
+            &[("conv", &conv.id.to_string()), ("limit", "101")],
+        )
+        .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid")));
 }
 
@@ -50,13 +60,20 @@ async fn history_survives_a_restart_on_the_same_database() {
     let bob = app.register("bob").await;
     let conv = app.open_direct(&alice, "bob").await;
     let mut a = app.connect(&alice).await;
-    a.send_message(conv.id, "before-restart", "remember me").await;
+    a.send_message(conv.id, "before-restart", "remember me")
+        .await;
     a.expect_ack("before-restart").await;
 
     app.restart().await;
 
     // Sessions live in the database too: the old cookie still works.
-    let (status, body) = app.post("/api/history", Some(&bob.cookie), &[("conv", &conv.id.to_string())]).await;
+    let (status, body) = app
+        .post(
+            "/api/history",
+            Some(&bob.cookie),
+            &[("conv", &conv.id.to_string())],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let page: HistoryPage = serde_json::from_value(body).unwrap();
     assert_eq!(page.messages.len(), 1);
@@ -65,5 +82,8 @@ async fn history_survives_a_restart_on_the_same_database() {
     let mut a = app.connect(&alice).await;
     a.send_message(conv.id, "after-restart", "still here").await;
     let ack = a.expect_ack("after-restart").await;
-    assert!(matches!(ack, app::protocol::ServerFrame::Ack { seq: 2, .. }), "{ack:?}");
+    assert!(
+        matches!(ack, app::protocol::ServerFrame::Ack { seq: 2, .. }),
+        "{ack:?}"
+    );
 }

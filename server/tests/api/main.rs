@@ -4,6 +4,7 @@
 
 mod accounts;
 mod chat;
+mod crash;
 mod delivery;
 mod groups;
 mod helpers;

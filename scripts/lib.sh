@@ -1,0 +1,83 @@
+# Shared by scripts/run and scripts/test: install what is missing, quickly skip what is there.
+# Versions come from the repository (Cargo.lock, end2end/package-lock.json), never from memory.
+# Nothing here downloads a binary from GitHub: tools come from crates.io, npm and Debian.
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# The wasm-bindgen CLI must match the library version locked in Cargo.lock exactly.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_rust_tools() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.10'; then
+    # 0.3.11+ needs a newer rustc than this toolchain (see ../shared/TOOLCHAIN.md). ~19 min cold.
+    log "installing cargo-leptos 0.3.10 (once; takes a while)"
+    cargo install cargo-leptos --version 0.3.10 --locked
+  fi
+  local want
+  want="$(wasm_bindgen_version)"
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+    # Without --locked: the CLI's own lockfile wants a crate version the registry lacks. ~10 min cold.
+    log "installing wasm-bindgen-cli $want (once; takes a while)"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+# npm packages of the end-to-end suite; they also provide wasm-opt (binaryen) for release builds.
+# Debian's binaryen is too old: its wasm-opt output does not hydrate.
+ensure_node_packages() {
+  if ! command -v npm >/dev/null; then
+    log "installing Node.js and npm from Debian"
+    apt_install nodejs npm
+  fi
+  local stamp="$ROOT/end2end/node_modules/.installed"
+  if [ ! -f "$stamp" ] || [ "$ROOT/end2end/package-lock.json" -nt "$stamp" ]; then
+    log "installing the end2end npm packages"
+    (cd "$ROOT/end2end" && npm ci --no-audit --no-fund)
+    touch "$stamp"
+  fi
+  export PATH="$ROOT/end2end/node_modules/.bin:$PATH"
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Debian's chromium"
+    apt_install chromium
+  fi
+}
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
+# Where cargo puts its output (honours CARGO_TARGET_DIR).
+target_dir() {
+  if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo "$ROOT/target"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until the server at $1 answers /healthz, or fails after $2 seconds.
+wait_healthy() {
+  local url="$1" limit="${2:-60}" i
+  for ((i = 0; i < limit * 4; i++)); do
+    if curl -fsS "$url/healthz" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "the server at $url did not become healthy within ${limit}s"
+  return 1
+}
