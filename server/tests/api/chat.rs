@@ -66,7 +66,7 @@ async fn group_of_three_and_outsider_refused() {
     let group = app.create_group(&alice, "Team", "bob, carol").await;
     assert_eq!(group.members.len(), 3);
 
-    let mut clients = vec![
+    let mut clients = [
         app.connect(&alice).await,
         app.connect(&bob).await,
         app.connect(&carol).await,
