@@ -61,6 +61,8 @@ struct Inner {
     joined: HashMap<UserId, HashSet<ConvId>>,
     /// Users whose coming online has been announced to their peers.
     announced: HashSet<UserId>,
+    /// Bumped by every `leave`: a membership list read from the store before a bump may be stale.
+    leave_epoch: u64,
 }
 
 #[derive(Default)]
@@ -94,12 +96,28 @@ impl Hub {
         (conn, rx)
     }
 
-    /// Declares the conversations a connected user belongs to (from the store). Returns the
-    /// users online here who share one of them, for the initial presence frames.
-    pub fn set_conversations(&self, user: UserId, convs: &[ConvId]) -> Vec<UserId> {
+    /// The current leave epoch: read it before reading memberships from the store, and hand it
+    /// to [`Hub::set_conversations`].
+    pub fn leave_epoch(&self) -> u64 {
+        self.lock().leave_epoch
+    }
+
+    /// Declares the conversations a connected user belongs to, as read from the store after
+    /// `epoch` was taken. Returns the users online here who share one of them (for the initial
+    /// presence frames), or `None` if someone left a conversation meanwhile: the list may name a
+    /// conversation the user no longer belongs to, so read it again.
+    pub fn set_conversations(
+        &self,
+        user: UserId,
+        convs: &[ConvId],
+        epoch: u64,
+    ) -> Option<Vec<UserId>> {
         let mut inner = self.lock();
+        if inner.leave_epoch != epoch {
+            return None;
+        }
         if !inner.conns.contains_key(&user) {
-            return Vec::new();
+            return Some(Vec::new());
         }
         let first_time = inner.announced.insert(user);
         for conv in convs {
@@ -112,7 +130,7 @@ impl Hub {
             let online = ServerFrame::Presence { user, online: true };
             self.send_to_users(&inner, peers.iter().copied(), &online.to_json().into());
         }
-        peers.into_iter().collect()
+        Some(peers.into_iter().collect())
     }
 
     /// Forgets a connection. When it was the user's last, the user leaves every room and their
@@ -176,6 +194,7 @@ impl Hub {
     /// `user` left `conv` (or was removed): nothing more from it reaches them.
     pub fn leave(&self, conv: ConvId, user: UserId) {
         let mut inner = self.lock();
+        inner.leave_epoch += 1;
         if let Some(room) = inner.rooms.get_mut(&conv) {
             room.remove(&user);
             if room.is_empty() {
@@ -260,9 +279,9 @@ mod tests {
         let (a, mut a_rx) = hub.connect(UserId(1), 2);
         let (b, mut b_rx) = hub.connect(UserId(2), 8);
         let (_c, mut c_rx) = hub.connect(UserId(3), 8);
-        hub.set_conversations(UserId(1), &[ConvId(10)]);
-        hub.set_conversations(UserId(2), &[ConvId(10)]);
-        hub.set_conversations(UserId(3), &[ConvId(11)]);
+        hub.set_conversations(UserId(1), &[ConvId(10)], 0).unwrap();
+        hub.set_conversations(UserId(2), &[ConvId(10)], 0).unwrap();
+        hub.set_conversations(UserId(3), &[ConvId(11)], 0).unwrap();
         text(&mut a_rx);
         text(&mut b_rx);
         for _ in 0..3 {
@@ -280,16 +299,16 @@ mod tests {
     fn presence_follows_first_and_last_connection() {
         let hub = Hub::new();
         let (_a, mut a_rx) = hub.connect(UserId(1), 8);
-        hub.set_conversations(UserId(1), &[ConvId(10)]);
+        hub.set_conversations(UserId(1), &[ConvId(10)], 0).unwrap();
         let (b1, _b1_rx) = hub.connect(UserId(2), 8);
-        let peers = hub.set_conversations(UserId(2), &[ConvId(10)]);
+        let peers = hub.set_conversations(UserId(2), &[ConvId(10)], 0).unwrap();
         assert_eq!(peers, vec![UserId(1)]);
         assert_eq!(
             text(&mut a_rx),
             [r#"{"type":"presence","user":2,"online":true}"#]
         );
         let (b2, _b2_rx) = hub.connect(UserId(2), 8);
-        hub.set_conversations(UserId(2), &[ConvId(10)]);
+        hub.set_conversations(UserId(2), &[ConvId(10)], 0).unwrap();
         hub.disconnect(&b1);
         assert!(text(&mut a_rx).is_empty(), "second tab still open");
         hub.disconnect(&b2);
@@ -299,5 +318,21 @@ mod tests {
         );
         assert!(!hub.is_online(UserId(2)));
         assert!(!hub.is_member(UserId(2), ConvId(10)));
+    }
+
+    #[test]
+    fn a_membership_list_read_before_a_leave_is_refused() {
+        let hub = Hub::new();
+        let (_a, _rx) = hub.connect(UserId(1), 8);
+        let epoch = hub.leave_epoch();
+        // (the store is read here; meanwhile the user is removed from conversation 10)
+        hub.leave(ConvId(10), UserId(1));
+        assert!(hub
+            .set_conversations(UserId(1), &[ConvId(10)], epoch)
+            .is_none());
+        assert!(hub
+            .set_conversations(UserId(1), &[], hub.leave_epoch())
+            .is_some());
+        assert!(!hub.is_member(UserId(1), ConvId(10)));
     }
 }

@@ -147,14 +147,24 @@ impl Connection {
         // Subscribe before anything is read from the database: whatever is committed from now on
         // reaches this connection's queue, and the client's `sync` replays what came before. The
         // two may overlap; the client drops seqs it already holds, so nothing is lost or doubled.
-        let convs = match self.state.store.conversation_ids(self.user.id).await {
-            Ok(convs) => convs,
-            Err(e) => {
-                tracing::error!(error = %e, "loading conversations for a new connection failed");
-                return End::Close(close::INTERNAL, "server error; reconnect");
+        let online_peers = loop {
+            let epoch = self.state.hub.leave_epoch();
+            let convs = match self.state.store.conversation_ids(self.user.id).await {
+                Ok(convs) => convs,
+                Err(e) => {
+                    tracing::error!(error = %e, "loading conversations for a new connection failed");
+                    return End::Close(close::INTERNAL, "server error; reconnect");
+                }
+            };
+            // Retried only if someone left a conversation while we read: rare and cheap.
+            if let Some(peers) = self
+                .state
+                .hub
+                .set_conversations(self.user.id, &convs, epoch)
+            {
+                break peers;
             }
         };
-        let online_peers = self.state.hub.set_conversations(self.user.id, &convs);
         let mut hello = vec![ServerFrame::Hello {
             user: self.user.clone(),
         }];

@@ -4,73 +4,16 @@
 //! Afterwards the database holds each message exactly once with seqs 1..=1000, and every member
 //! accepted each exactly once, in order.
 
-use crate::helpers::Client;
+use crate::helpers::{free_addr, Client, Node};
 use app::model::{ConvId, Seq};
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
 const TOTAL: usize = 1000;
-
-struct Node {
-    addr: SocketAddr,
-    db_url: String,
-    child: Option<Child>,
-}
-
-impl Node {
-    async fn start(addr: SocketAddr, db_url: &str) -> Node {
-        let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args([
-                "--addr",
-                &addr.to_string(),
-                "--database-url",
-                db_url,
-                "--log",
-                "warn",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start tidings");
-        let node = Node {
-            addr,
-            db_url: db_url.to_owned(),
-            child: Some(child),
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if http
-                .get(format!("http://{addr}/healthz"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return node;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tidings did not come up on {addr}");
-    }
-
-    async fn kill_and_restart(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().await.expect("SIGKILL"); // tokio's kill() is SIGKILL on unix
-        *self = Node::start(self.addr, &self.db_url.clone()).await;
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// Connects, retrying while the server is down.
 async fn connect_retrying(addr: SocketAddr, cookie: &str) -> Client {
@@ -121,7 +64,7 @@ async fn receive_all(addr: SocketAddr, cookie: String, conv: ConvId) -> (Vec<Seq
 async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let mut node = Node::start(free_addr(), &db_url).await;
+    let mut node = Node::start(free_addr(), &db_url, &[]).await;
     let addr = node.addr;
 
     let app = crate::helpers::TestApp::attach(addr);

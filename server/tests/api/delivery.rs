@@ -1,7 +1,7 @@
 //! Delivery guarantees: idempotent re-sends, catch-up by `sync`, gap-free seqs under concurrent
 //! senders, slow consumers cut loose without slowing their room, silent connections closed.
 
-use crate::helpers::{spawn_app, spawn_app_with, Client};
+use crate::helpers::{free_addr, spawn_app, spawn_app_with, Client, Node, TestApp};
 use app::model::ConvId;
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::BTreeMap;
@@ -161,26 +161,19 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
     );
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
-    // A small queue, and batches small enough that one commit's acks and echoes fit in it.
-    let app = spawn_app_with(|c| {
-        c.outbound_queue = 64;
-        c.max_batch = 16;
-    })
+    // The real binary in its own process, so its memory is measured alone. A small queue, and
+    // batches small enough that one commit's acks and echoes fit in it.
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("slow.db").display());
+    let node = Node::start(
+        free_addr(),
+        &db_url,
+        &["--outbound-queue", "64", "--max-batch", "16"],
+    )
     .await;
+    let app = TestApp::attach(node.addr);
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
@@ -190,7 +183,7 @@ async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
     let mut a = app.connect(&alice).await;
     let mut receivers = vec![app.connect(&bob).await, app.connect(&carol).await];
     let _never_reads: Client = app.connect(&stuck).await;
-    let rss_before = rss_kib();
+    let rss_before = node.rss_kib();
 
     // Enough bytes (~24 MB) to fill the kernel's socket buffers for the stuck client, after
     // which only its bounded queue is left to fill.
@@ -225,21 +218,29 @@ async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
             "the others got everything, in order"
         );
     }
-    let slow = app
-        .server
-        .as_ref()
-        .unwrap()
-        .state
-        .hub
-        .stats
-        .slow_consumers
-        .load(Ordering::Relaxed);
-    assert_eq!(slow, 1, "the stuck client was cut loose");
-    let rss_after = rss_kib();
-    println!("RSS before {rss_before} KiB, after {total} x 4 KB messages: {rss_after} KiB");
-    // Without the bound the stuck client's queue alone would hold ~9 MB.
+    assert_eq!(
+        node.metric("tidings_slow_consumers_total").await,
+        1,
+        "the stuck client was cut loose"
+    );
+    // The readers have finished and dropped their sockets; give the server a moment to notice.
+    let mut open = node.metric("tidings_connections").await;
+    for _ in 0..50 {
+        if open == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open = node.metric("tidings_connections").await;
+    }
+    assert_eq!(
+        open, 1,
+        "the stuck connection is gone (the readers finished; the sender's remains)"
+    );
+    let rss_after = node.rss_kib();
+    println!("server RSS before {rss_before} KiB, after {total} x 4 KB messages to a stuck client: {rss_after} KiB");
+    // Unbounded, the stuck client's queue alone would hold 24 MB.
     assert!(
-        rss_after < rss_before + 64 * 1024,
+        rss_after < rss_before + 16 * 1024,
         "memory stayed bounded: {rss_before} -> {rss_after} KiB"
     );
 }

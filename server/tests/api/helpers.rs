@@ -9,8 +9,10 @@ use server::config::Config;
 use server::Server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -277,4 +279,96 @@ impl Client {
 #[allow(dead_code)]
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tidings-test-{}-{name}", std::process::id()))
+}
+
+/// The real `tidings` binary as a child process (for kill -9 tests and per-process memory).
+pub struct Node {
+    pub addr: SocketAddr,
+    db_url: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub async fn start(addr: SocketAddr, db_url: &str, extra_args: &[&str]) -> Node {
+        let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args([
+                "--addr",
+                &addr.to_string(),
+                "--database-url",
+                db_url,
+                "--log",
+                "warn",
+            ])
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tidings");
+        let node = Node {
+            addr,
+            db_url: db_url.to_owned(),
+            args: extra_args.iter().map(|a| a.to_string()).collect(),
+            child: Some(child),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if http
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return node;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tidings did not come up on {addr}");
+    }
+
+    /// SIGKILL, then start again on the same address, database and flags.
+    pub async fn kill_and_restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().await.expect("SIGKILL"); // tokio's kill() is SIGKILL on unix
+        let args: Vec<String> = self.args.clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        *self = Node::start(self.addr, &self.db_url.clone(), &args).await;
+    }
+}
+
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Node {
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().and_then(|c| c.id()).expect("running");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .map(str::to_owned)
+            })
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// One counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
 }
