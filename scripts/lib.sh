@@ -55,6 +55,30 @@ ensure_chromium() {
   fi
 }
 
+# The store tests also run against MariaDB/MySQL. Use the one at TIDINGS_TEST_MYSQL_URL
+# (default root@127.0.0.1:3306); if nothing answers there, install Debian's MariaDB and start it.
+ensure_mariadb() {
+  export TIDINGS_TEST_MYSQL_URL="${TIDINGS_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+  if port_open 127.0.0.1 3306; then return 0; fi
+  if [ "$TIDINGS_TEST_MYSQL_URL" != "mysql://root@127.0.0.1:3306" ]; then return 0; fi
+  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    log "installing Debian's mariadb-server"
+    apt_install mariadb-server
+  fi
+  log "starting MariaDB on 127.0.0.1:3306"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --bind-address=127.0.0.1
+  local i
+  for ((i = 0; i < 120; i++)); do port_open 127.0.0.1 3306 && break; sleep 0.5; done
+  # Debian's root uses socket authentication; the tests log in over TCP with an empty password.
+  mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;" 2>/dev/null || true
+  port_open 127.0.0.1 3306 || { log "MariaDB did not start"; return 1; }
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
 apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,22 +1,20 @@
 //! The store: everything Tidings keeps — users, sessions, conversations, members, messages — in
-//! SQLite through sqlx. It is the source of truth; fan-out only ever carries copies of its rows.
+//! SQLite (the embedded default) or MySQL/MariaDB (for a cluster), chosen by the URL's scheme.
+//! It is the source of truth; fan-out only ever carries copies of its rows.
 //!
 //! Owns the SQL and the seq rule (per conversation, gap-free, assigned inside the insert's
-//! transaction). Knows nothing of sockets, HTTP or the hub. The SQL is kept portable (`?`
-//! placeholders, no `RETURNING`, integer millisecond times) so a MySQL/MariaDB twin can follow.
+//! transaction). Knows nothing of sockets, HTTP or the hub. One implementation serves both
+//! databases through sqlx's `Any` driver: the SQL is portable (`?` placeholders, no `RETURNING`,
+//! integer millisecond times) and the few statements that differ are chosen by [`Dialect`].
 
 use app::model::{
     ConvId, ConvKind, Conversation, GroupTitle, HistoryPage, Message, MessageId, Seq, UserId,
     UserRef, Username,
 };
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +25,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported DATABASE_URL {0:?}: use sqlite://PATH (MySQL support is planned)")]
+    #[error(
+        "unsupported DATABASE_URL {0:?}: use sqlite://PATH or mysql://USER:PASSWORD@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
 }
 
@@ -69,9 +69,29 @@ pub enum Appended {
     UnknownConversation,
 }
 
+/// Which SQL a statement must be written in, where the two databases differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+}
+
+impl Dialect {
+    /// "Insert this row unless its key exists" (members, contacts): 0 rows affected if it did.
+    fn insert_or_ignore(self, insert: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{insert} ON CONFLICT DO NOTHING"),
+            Dialect::MySql => insert.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
+        }
+    }
+}
+
+type Tx = Transaction<'static, Any>;
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
 }
 
 pub fn now_ms() -> i64 {
@@ -86,7 +106,7 @@ fn time(ms: i64) -> DateTime<Utc> {
 const MESSAGE_COLUMNS: &str = "m.conv_id, m.seq, m.id, m.client_id, m.body, m.created_at, \
                                u.id AS sender_id, u.username AS sender_name";
 
-fn message_from_row(row: &SqliteRow) -> Message {
+fn message_from_row(row: &AnyRow) -> Message {
     Message {
         conv: ConvId(row.get("conv_id")),
         seq: row.get("seq"),
@@ -102,54 +122,105 @@ fn message_from_row(row: &SqliteRow) -> Message {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `url` and applies migrations.
+    /// Opens the database at `url` (`sqlite://PATH`, created if missing; or `mysql://…`, which
+    /// must exist) and applies migrations.
     pub async fn connect(url: &str) -> Result<Store> {
-        if !url.starts_with("sqlite:") {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Dialect::MySql
+        } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+                };
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; NORMAL sync is still
+                            // crash-safe for the process (kill -9 loses nothing committed), only
+                            // an OS crash may lose the last commits.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Dialect::MySql => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // READ COMMITTED: a send that waited on another node's lock then sees
+                            // that node's committed row (e.g. the same client_id sent twice).
+                            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+        };
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Dialect::MySql => sqlx::migrate!("./migrations/mysql").run(&pool).await?,
         }
-        // WAL lets readers run beside the one writer; NORMAL sync is still crash-safe for the
-        // process (a kill -9 loses nothing committed), only an OS crash may lose the last commits.
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, dialect })
     }
 
-    /// Starts a write transaction that takes SQLite's write lock up front, so two writers queue
-    /// on the busy timeout instead of failing when a read lock cannot be upgraded.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front, so two writers
+    /// queue on the busy timeout instead of failing when a read lock cannot be upgraded. On MySQL
+    /// row locks (the conversation's, taken by the seq update) do the serializing.
+    async fn write(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::MySql => self.pool.begin().await?,
+        })
     }
 
     // ----- users and sessions -------------------------------------------------------------
 
     pub async fn create_user(&self, username: &Username, password_hash: &str) -> Result<UserRef> {
+        let mut tx = self.write().await?;
         let res =
             sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
                 .bind(username.as_str())
                 .bind(password_hash)
                 .bind(now_ms())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await;
-        match res {
-            Ok(done) => Ok(UserRef {
-                id: UserId(done.last_insert_rowid()),
-                username: username.as_str().to_owned(),
-            }),
+        let done = match res {
+            Ok(done) => done,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::UsernameTaken)
+                return Err(StoreError::UsernameTaken)
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        let id = inserted_id(self.dialect, &mut tx, &done).await?;
+        tx.commit().await?;
+        Ok(UserRef {
+            id: UserId(id),
+            username: username.as_str().to_owned(),
+        })
     }
 
     /// The user and their password hash.
@@ -392,22 +463,21 @@ impl Store {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .await?;
+        let conv = inserted_id(self.dialect, &mut tx, &conv).await?;
         let conv = ConvId(conv);
         let mut people = vec![a];
         if b != a {
             people.push(b);
         }
         for user in &people {
-            insert_member(&mut tx, conv, *user, Role::Member, now).await?;
+            insert_member(self.dialect, &mut tx, conv, *user, Role::Member, now).await?;
         }
         if a != b {
             for (x, y) in [(a, b), (b, a)] {
-                sqlx::query(
-                    "INSERT INTO contacts (user_id, contact_id, created_at) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                )
+                sqlx::query(&self.dialect.insert_or_ignore(
+                    "INSERT INTO contacts (user_id, contact_id, created_at) VALUES (?, ?, ?)",
+                ))
                 .bind(x.0)
                 .bind(y.0)
                 .bind(now)
@@ -436,12 +506,12 @@ impl Store {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .await?;
+        let conv = inserted_id(self.dialect, &mut tx, &conv).await?;
         let conv = ConvId(conv);
-        insert_member(&mut tx, conv, owner, Role::Owner, now).await?;
+        insert_member(self.dialect, &mut tx, conv, owner, Role::Owner, now).await?;
         for user in others.iter().filter(|u| **u != owner) {
-            insert_member(&mut tx, conv, *user, Role::Member, now).await?;
+            insert_member(self.dialect, &mut tx, conv, *user, Role::Member, now).await?;
         }
         tx.commit().await?;
         Ok(conv)
@@ -450,7 +520,8 @@ impl Store {
     /// Adds `user`; returns false if they were already a member.
     pub async fn add_member(&self, conv: ConvId, user: UserId) -> Result<bool> {
         let mut tx = self.write().await?;
-        let added = insert_member(&mut tx, conv, user, Role::Member, now_ms()).await?;
+        let added =
+            insert_member(self.dialect, &mut tx, conv, user, Role::Member, now_ms()).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -504,9 +575,10 @@ impl Store {
     pub async fn mark_read(&self, conv: ConvId, user: UserId, seq: Seq) -> Result<Seq> {
         sqlx::query(
             "UPDATE members SET last_read_seq = \
-             (SELECT MIN(?, last_seq) FROM conversations WHERE id = ?) \
+             (SELECT CASE WHEN ? < last_seq THEN ? ELSE last_seq END FROM conversations WHERE id = ?) \
              WHERE conv_id = ? AND user_id = ? AND last_read_seq < ?",
         )
+        .bind(seq)
         .bind(seq)
         .bind(conv.0)
         .bind(conv.0)
@@ -529,12 +601,53 @@ impl Store {
     /// Each stored message gets the conversation's next seq; a repeated (sender, client_id)
     /// returns the original instead of storing it twice.
     pub async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
+        // Another node's batch may deadlock with ours despite the lock order below (e.g. on
+        // index locks); the database then rolls one back whole, and trying again is safe.
+        let mut attempt = 0;
+        loop {
+            match self.append_once(batch).await {
+                Err(StoreError::Db(sqlx::Error::Database(e)))
+                    if e.code().as_deref() == Some("40001") && attempt < 5 =>
+                {
+                    attempt += 1;
+                    tracing::debug!(attempt, "deadlock while storing messages; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn append_once(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
         let mut tx = self.write().await?;
         let now = now_ms();
-        let mut next_id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM messages")
-            .fetch_one(&mut *tx)
-            .await?
-            .get("max_id");
+        // SQLite: one writer at a time, so the next id is simply max + 1 (the messages table's
+        // key is (conv_id, seq), which leaves no rowid alias to auto-increment). MySQL: many
+        // nodes write at once, so the column is AUTO_INCREMENT and the database picks, and the
+        // batch first locks its conversations in id order so that two nodes' batches queue
+        // behind each other instead of deadlocking.
+        let mut next_id = match self.dialect {
+            Dialect::Sqlite => Some(
+                sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM messages")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get::<i64, _>("max_id"),
+            ),
+            Dialect::MySql => {
+                let mut convs: Vec<i64> = batch.iter().map(|m| m.conv.0).collect();
+                convs.sort_unstable();
+                convs.dedup();
+                let marks = vec!["?"; convs.len()].join(", ");
+                let sql = format!(
+                    "SELECT id FROM conversations WHERE id IN ({marks}) ORDER BY id FOR UPDATE"
+                );
+                let mut lock = sqlx::query(&sql);
+                for conv in convs {
+                    lock = lock.bind(conv);
+                }
+                lock.fetch_all(&mut *tx).await?;
+                None
+            }
+        };
         let mut out = Vec::with_capacity(batch.len());
         for new in batch {
             out.push(append_one(&mut tx, new, now, &mut next_id).await?);
@@ -593,35 +706,56 @@ impl Store {
     }
 }
 
+/// The id the database gave the row just inserted by `done` on `tx` (an auto-increment key).
+/// MySQL reports it with the result; SQLite's `Any` bridge does not, so ask the connection.
+async fn inserted_id(
+    dialect: Dialect,
+    tx: &mut Tx,
+    done: &sqlx::any::AnyQueryResult,
+) -> Result<i64> {
+    match dialect {
+        Dialect::MySql => done.last_insert_id().ok_or_else(|| {
+            StoreError::Db(sqlx::Error::Protocol(
+                "MySQL returned no inserted id".into(),
+            ))
+        }),
+        Dialect::Sqlite => Ok(sqlx::query("SELECT last_insert_rowid() AS id")
+            .fetch_one(&mut **tx)
+            .await?
+            .get("id")),
+    }
+}
+
 /// Inserts a membership; returns false if it already existed.
 async fn insert_member(
-    tx: &mut Transaction<'static, Sqlite>,
+    dialect: Dialect,
+    tx: &mut Tx,
     conv: ConvId,
     user: UserId,
     role: Role,
     now: i64,
 ) -> Result<bool> {
     // New members start with everything so far marked read: they joined after it was said.
-    let done = sqlx::query(
+    let insert = dialect.insert_or_ignore(
         "INSERT INTO members (conv_id, user_id, role, last_read_seq, joined_at) \
-         SELECT ?, ?, ?, last_seq, ? FROM conversations WHERE id = ? \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(conv.0)
-    .bind(user.0)
-    .bind(role.as_str())
-    .bind(now)
-    .bind(conv.0)
-    .execute(&mut **tx)
-    .await?;
+         SELECT ?, ?, ?, last_seq, ? FROM conversations WHERE id = ?",
+    );
+    let done = sqlx::query(&insert)
+        .bind(conv.0)
+        .bind(user.0)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(conv.0)
+        .execute(&mut **tx)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
 async fn append_one(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     new: &NewMessage,
     now: i64,
-    next_id: &mut i64,
+    next_id: &mut Option<i64>,
 ) -> Result<Appended> {
     let existing = sqlx::query(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id \
@@ -662,20 +796,40 @@ async fn append_one(
         .fetch_one(&mut **tx)
         .await?
         .get("last_seq");
-    *next_id += 1;
-    sqlx::query(
-        "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(new.conv.0)
-    .bind(seq)
-    .bind(*next_id)
-    .bind(new.sender.id.0)
-    .bind(&new.client_id)
-    .bind(&new.body)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let id = match next_id {
+        Some(id) => {
+            *id += 1;
+            sqlx::query(
+                "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new.conv.0)
+            .bind(seq)
+            .bind(*id)
+            .bind(new.sender.id.0)
+            .bind(&new.client_id)
+            .bind(&new.body)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            *id
+        }
+        None => {
+            let done = sqlx::query(
+                "INSERT INTO messages (conv_id, seq, sender_id, client_id, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new.conv.0)
+            .bind(seq)
+            .bind(new.sender.id.0)
+            .bind(&new.client_id)
+            .bind(&new.body)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            inserted_id(Dialect::MySql, tx, &done).await?
+        }
+    };
     // The sender has read their own message.
     sqlx::query("UPDATE members SET last_read_seq = ? WHERE conv_id = ? AND user_id = ?")
         .bind(seq)
@@ -686,7 +840,7 @@ async fn append_one(
     Ok(Appended::Stored(Message {
         conv: new.conv,
         seq,
-        id: MessageId(*next_id),
+        id: MessageId(id),
         client_id: new.client_id.clone(),
         sender: new.sender.clone(),
         body: new.body.clone(),

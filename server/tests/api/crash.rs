@@ -33,10 +33,12 @@ async fn receive_all(addr: SocketAddr, cookie: String, conv: ConvId) -> (Vec<Seq
     let cursor = |a: &Vec<Seq>| a.last().copied().unwrap_or(0);
     while accepted.len() < TOTAL {
         let mut c = connect_retrying(addr, &cookie).await;
-        c.send(&ClientFrame::Sync {
+        let sync = ClientFrame::Sync {
             cursors: BTreeMap::from([(conv, cursor(&accepted))]),
-        })
-        .await;
+        };
+        if !c.try_send(&sync).await {
+            continue; // the server died under us: reconnect
+        }
         while accepted.len() < TOTAL {
             let Some(frame) = c.try_recv(Duration::from_secs(5)).await else {
                 break;
@@ -47,10 +49,12 @@ async fn receive_all(addr: SocketAddr, cookie: String, conv: ConvId) -> (Vec<Seq
                     accepted.push(m.seq);
                 } else if m.seq > have + 1 {
                     // A gap: ask for what is missing; the rest arrives in order.
-                    c.send(&ClientFrame::Sync {
+                    let sync = ClientFrame::Sync {
                         cursors: BTreeMap::from([(conv, have)]),
-                    })
-                    .await;
+                    };
+                    if !c.try_send(&sync).await {
+                        break;
+                    }
                 } else {
                     dropped += 1;
                 }
@@ -88,7 +92,7 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
             let mut unacked: BTreeSet<usize> = (0..TOTAL).collect();
             let mut ever_sent = BTreeSet::new();
             let mut resent = 0;
-            while !unacked.is_empty() {
+            'reconnect: while !unacked.is_empty() {
                 let mut c = connect_retrying(addr, &cookie).await;
                 let mut in_flight = BTreeSet::new();
                 'conn: loop {
@@ -100,8 +104,14 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
                             if !ever_sent.insert(i) {
                                 resent += 1;
                             }
-                            c.send_message(conv, &format!("msg-{i}"), &format!("message {i}"))
-                                .await;
+                            let send = ClientFrame::Send {
+                                conv,
+                                client_id: format!("msg-{i}"),
+                                body: format!("message {i}"),
+                            };
+                            if !c.try_send(&send).await {
+                                continue 'reconnect;
+                            }
                         }
                     }
                     if unacked.is_empty() {

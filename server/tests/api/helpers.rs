@@ -189,6 +189,14 @@ impl Client {
         self.send_text(&frame.to_json()).await;
     }
 
+    /// Sends a frame; false if the connection is gone (for clients that expect the server to die).
+    pub async fn try_send(&mut self, frame: &ClientFrame) -> bool {
+        self.socket
+            .send(WsMessage::Text(frame.to_json().into()))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.socket
             .send(WsMessage::Text(text.into()))

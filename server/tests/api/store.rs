@@ -1,12 +1,78 @@
-//! The store on its own, against a temporary SQLite file: seqs, idempotency, membership, pages.
+//! The store on its own: seqs, idempotency, membership, pages. Every check runs twice, against a
+//! temporary SQLite file and against a fresh database on the MariaDB/MySQL server at
+//! `TIDINGS_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`), dropped afterwards.
 
 use app::model::{ConvId, GroupTitle, Username};
 use server::store::{Appended, NewMessage, Store};
+use sqlx::{Connection, Executor};
 
-async fn temp_store() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    (Store::connect(&url).await.unwrap(), dir)
+/// A store on a throwaway database, and what it takes to throw it away.
+pub enum TempDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir), // held for its Drop
+    MySql { server: String, name: String },
+}
+
+pub fn mysql_server_url() -> String {
+    std::env::var("TIDINGS_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+impl TempDb {
+    pub async fn sqlite() -> (Store, TempDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        (Store::connect(&url).await.unwrap(), TempDb::Sqlite(dir))
+    }
+
+    pub async fn mysql() -> (Store, TempDb) {
+        let server = mysql_server_url();
+        let name = format!("tidings_test_{}_{}", std::process::id(), rand_suffix());
+        let mut admin = sqlx::MySqlConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("MariaDB/MySQL at {server} is needed for these tests (scripts/test starts it): {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let store = Store::connect(&format!("{server}/{name}")).await.unwrap();
+        (store, TempDb::MySql { server, name })
+    }
+
+    pub async fn drop_db(self) {
+        if let TempDb::MySql { server, name } = self {
+            let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
+            admin
+                .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// Runs `check` against a fresh SQLite store and a fresh MySQL store.
+macro_rules! on_both_backends {
+    ($($name:ident => $check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            for (store, db) in [TempDb::sqlite().await, TempDb::mysql().await] {
+                let dialect = store.dialect();
+                println!("{} on {dialect:?}", stringify!($check));
+                $check(store).await;
+                db.drop_db().await;
+            }
+        }
+    )*};
+}
+
+on_both_backends! {
+    seqs_are_per_conversation_gap_free_and_idempotent => check_seqs_and_idempotency,
+    outsiders_and_unknown_conversations_store_nothing => check_outsiders,
+    unread_counts_follow_reads_and_own_messages => check_unread,
+    pages_and_replay_are_keyset_slices => check_pages,
+    memberships_and_conversation_views => check_memberships,
 }
 
 fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessage {
@@ -18,9 +84,7 @@ fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessag
     }
 }
 
-#[tokio::test]
-async fn seqs_are_per_conversation_gap_free_and_idempotent() {
-    let (store, _dir) = temp_store().await;
+async fn check_seqs_and_idempotency(store: Store) {
     let a = store
         .create_user(&Username::parse("ann").unwrap(), "h")
         .await
@@ -76,9 +140,7 @@ async fn seqs_are_per_conversation_gap_free_and_idempotent() {
     assert_eq!(store.count_messages(direct).await.unwrap(), 2);
 }
 
-#[tokio::test]
-async fn outsiders_and_unknown_conversations_store_nothing() {
-    let (store, _dir) = temp_store().await;
+async fn check_outsiders(store: Store) {
     let a = store
         .create_user(&Username::parse("ann").unwrap(), "h")
         .await
@@ -107,9 +169,7 @@ async fn outsiders_and_unknown_conversations_store_nothing() {
     );
 }
 
-#[tokio::test]
-async fn unread_counts_follow_reads_and_own_messages() {
-    let (store, _dir) = temp_store().await;
+async fn check_unread(store: Store) {
     let a = store
         .create_user(&Username::parse("ann").unwrap(), "h")
         .await
@@ -144,9 +204,7 @@ async fn unread_counts_follow_reads_and_own_messages() {
     assert_eq!(unread(store.conversations_for(b.id).await.unwrap()), 0);
 }
 
-#[tokio::test]
-async fn pages_and_replay_are_keyset_slices() {
-    let (store, _dir) = temp_store().await;
+async fn check_pages(store: Store) {
     let a = store
         .create_user(&Username::parse("ann").unwrap(), "h")
         .await
@@ -167,4 +225,155 @@ async fn pages_and_replay_are_keyset_slices() {
         after.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [28, 29, 30]
     );
+}
+
+async fn check_memberships(store: Store) {
+    let a = store
+        .create_user(&Username::parse("ann").unwrap(), "h")
+        .await
+        .unwrap();
+    let b = store
+        .create_user(&Username::parse("ben").unwrap(), "h")
+        .await
+        .unwrap();
+    let c = store
+        .create_user(&Username::parse("cat").unwrap(), "h")
+        .await
+        .unwrap();
+    let group = store
+        .create_group(a.id, &GroupTitle::parse("Plans").unwrap(), &[b.id])
+        .await
+        .unwrap();
+    store
+        .append(&[new(&a, group, "1"), new(&b, group, "2")])
+        .await
+        .unwrap();
+    assert!(store.add_member(group, c.id).await.unwrap());
+    assert!(
+        !store.add_member(group, c.id).await.unwrap(),
+        "already a member"
+    );
+    let view = store.conversation_for(c.id, group).await.unwrap().unwrap();
+    assert_eq!(
+        (view.title.as_str(), view.members.len(), view.unread),
+        ("Plans", 3, 0),
+        "joiners start with all read"
+    );
+    assert_eq!(view.last_message.unwrap().seq, 2);
+    store
+        .rename(group, &GroupTitle::parse("Trip").unwrap())
+        .await
+        .unwrap();
+    // The owner leaves: the longest-standing member inherits the group.
+    assert!(store.remove_member(group, a.id).await.unwrap());
+    assert_eq!(
+        store.role(group, b.id).await.unwrap(),
+        Some(server::store::Role::Owner)
+    );
+    assert_eq!(store.role(group, a.id).await.unwrap(), None);
+    assert!(store.conversation_for(a.id, group).await.unwrap().is_none());
+    let list = store.conversations_for(b.id).await.unwrap();
+    assert_eq!((list.len(), list[0].title.as_str()), (1, "Trip"));
+    let (direct, _) = store.open_direct(b.id, c.id).await.unwrap();
+    let list = store.conversations_for(c.id).await.unwrap();
+    assert_eq!(list.iter().map(|v| v.id).collect::<Vec<_>>().len(), 2);
+    assert_eq!(
+        store
+            .conversation_for(c.id, direct)
+            .await
+            .unwrap()
+            .unwrap()
+            .title,
+        "ben"
+    );
+    store
+        .create_session(b.id, "hash-1", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user("hash-1").await.unwrap().unwrap().id,
+        b.id
+    );
+    store.delete_session("hash-1").await.unwrap();
+    assert!(store.session_user("hash-1").await.unwrap().is_none());
+}
+
+/// Two stores on one MySQL database stand for two server nodes: their group commits interleave
+/// on the same conversation, and the seqs still come out gap-free and unique.
+#[tokio::test]
+async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
+    let (node_a, db) = TempDb::mysql().await;
+    let TempDb::MySql { server, name } = &db else {
+        unreachable!()
+    };
+    let node_b = Store::connect(&format!("{server}/{name}")).await.unwrap();
+    let a = node_a
+        .create_user(&Username::parse("ann").unwrap(), "h")
+        .await
+        .unwrap();
+    let b = node_a
+        .create_user(&Username::parse("ben").unwrap(), "h")
+        .await
+        .unwrap();
+    let group = node_a
+        .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
+        .await
+        .unwrap();
+    let other = node_a
+        .create_group(b.id, &GroupTitle::parse("H").unwrap(), &[a.id])
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for (store, user, tag) in [
+        (node_a.clone(), a.clone(), "a"),
+        (node_b.clone(), b.clone(), "b"),
+    ] {
+        for worker in 0..4 {
+            let (store, user) = (store.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stored = 0;
+                for round in 0..25 {
+                    // Batches touching two conversations in different orders: the case for deadlocks.
+                    let convs = if (worker + round) % 2 == 0 {
+                        [group, other]
+                    } else {
+                        [other, group]
+                    };
+                    let batch: Vec<_> = (0..4)
+                        .map(|i| new(&user, convs[i % 2], &format!("{tag}-{worker}-{round}-{i}")))
+                        .collect();
+                    let out = store
+                        .append(&batch)
+                        .await
+                        .expect("batch commits (after retries)");
+                    stored += out
+                        .iter()
+                        .filter(|r| matches!(r, Appended::Stored(_)))
+                        .count();
+                }
+                stored
+            }));
+        }
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.unwrap();
+    }
+    assert_eq!(stored, 2 * 4 * 25 * 4);
+    for conv in [group, other] {
+        let seqs: Vec<_> = node_b
+            .after(conv, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=400).collect::<Vec<_>>(),
+            "gap-free and unique in {conv}"
+        );
+    }
+    db.drop_db().await;
 }
