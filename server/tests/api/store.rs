@@ -75,6 +75,11 @@ on_both_backends! {
     memberships_and_conversation_views => check_memberships,
 }
 
+async fn user(store: &Store, name: &str) -> app::model::UserRef {
+    let name = Username::parse(name).unwrap();
+    store.create_user(&name, "not-a-real-hash").await.unwrap()
+}
+
 fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessage {
     NewMessage {
         sender: sender.clone(),
@@ -85,14 +90,8 @@ fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessag
 }
 
 async fn check_seqs_and_idempotency(store: Store) {
-    let a = store
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
-    let b = store
-        .create_user(&Username::parse("ben").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
     let (direct, created) = store.open_direct(a.id, b.id).await.unwrap();
     assert!(created);
     assert_eq!(
@@ -141,18 +140,9 @@ async fn check_seqs_and_idempotency(store: Store) {
 }
 
 async fn check_outsiders(store: Store) {
-    let a = store
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
-    let b = store
-        .create_user(&Username::parse("ben").unwrap(), "h")
-        .await
-        .unwrap();
-    let c = store
-        .create_user(&Username::parse("cat").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let c = user(&store, "cat").await;
     let (direct, _) = store.open_direct(a.id, b.id).await.unwrap();
     let out = store
         .append(&[new(&c, direct, "x"), new(&c, ConvId(777), "y")])
@@ -170,14 +160,8 @@ async fn check_outsiders(store: Store) {
 }
 
 async fn check_unread(store: Store) {
-    let a = store
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
-    let b = store
-        .create_user(&Username::parse("ben").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
     let (direct, _) = store.open_direct(a.id, b.id).await.unwrap();
     store
         .append(&[
@@ -205,10 +189,7 @@ async fn check_unread(store: Store) {
 }
 
 async fn check_pages(store: Store) {
-    let a = store
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&store, "ann").await;
     let (note, _) = store.open_direct(a.id, a.id).await.unwrap();
     let batch: Vec<_> = (1..=30).map(|i| new(&a, note, &i.to_string())).collect();
     store.append(&batch).await.unwrap();
@@ -228,18 +209,9 @@ async fn check_pages(store: Store) {
 }
 
 async fn check_memberships(store: Store) {
-    let a = store
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
-    let b = store
-        .create_user(&Username::parse("ben").unwrap(), "h")
-        .await
-        .unwrap();
-    let c = store
-        .create_user(&Username::parse("cat").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let c = user(&store, "cat").await;
     let group = store
         .create_group(a.id, &GroupTitle::parse("Plans").unwrap(), &[b.id])
         .await
@@ -307,14 +279,8 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
         unreachable!()
     };
     let node_b = Store::connect(&format!("{server}/{name}")).await.unwrap();
-    let a = node_a
-        .create_user(&Username::parse("ann").unwrap(), "h")
-        .await
-        .unwrap();
-    let b = node_a
-        .create_user(&Username::parse("ben").unwrap(), "h")
-        .await
-        .unwrap();
+    let a = user(&node_a, "ann").await;
+    let b = user(&node_a, "ben").await;
     let group = node_a
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
         .await
