@@ -91,6 +91,12 @@ target_dir() {
   if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo "$ROOT/target"; fi
 }
 
+# Where cargo-leptos writes the site (pkg/, assets): target/site in the repository even when
+# CARGO_TARGET_DIR points elsewhere, unless LEPTOS_SITE_ROOT says otherwise.
+site_root() {
+  echo "${LEPTOS_SITE_ROOT:-$ROOT/target/site}"
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
