@@ -1,8 +1,9 @@
 //! The server's side of the HTTP API: `app`'s `Backend` trait implemented over the store and
-//! the hub. The server functions in `app::api` parse input and find the session; this module
+//! the bus (which reaches the hubs of every node). The server functions in `app::api` parse input and find the session; this module
 //! checks what the user may do, changes the store, and tells the affected connections.
 
 use crate::auth::{self, SESSION_TTL};
+use crate::bus::UserNote;
 use crate::store::{Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
@@ -96,26 +97,28 @@ impl AppState {
         removed: &[(UserId, Conversation)],
     ) -> Result<(), ApiError> {
         for member in self.store.members(conv).await? {
-            self.hub.join(conv, member.id);
             if let Some(view) = self.store.conversation_for(member.id, conv).await? {
-                self.hub.send_to_user(
-                    member.id,
-                    &ServerFrame::Conversation {
-                        conversation: view,
-                        removed: false,
-                    },
-                );
+                let frame = ServerFrame::Conversation {
+                    conversation: view,
+                    removed: false,
+                };
+                let note = UserNote {
+                    membership: Some((conv, true)),
+                    frame,
+                };
+                self.bus.to_user(member.id, note).await;
             }
         }
         for (user, last_view) in removed {
-            self.hub.leave(conv, *user);
-            self.hub.send_to_user(
-                *user,
-                &ServerFrame::Conversation {
-                    conversation: last_view.clone(),
-                    removed: true,
-                },
-            );
+            let frame = ServerFrame::Conversation {
+                conversation: last_view.clone(),
+                removed: true,
+            };
+            let note = UserNote {
+                membership: Some((conv, false)),
+                frame,
+            };
+            self.bus.to_user(*user, note).await;
         }
         Ok(())
     }

@@ -6,9 +6,10 @@
 //! sender get its `ack` and each conversation its `message` frames — in commit order, which is
 //! seq order, so live delivery on this node never reorders a conversation.
 //!
-//! Owns no state of its own: the store assigns seqs, the hub delivers.
+//! Owns no state of its own: the store assigns seqs, the bus (and through it the hub) delivers.
 
-use crate::hub::{Conn, Hub};
+use crate::bus::Bus;
+use crate::hub::Conn;
 use crate::store::{Appended, NewMessage, Store};
 use app::protocol::{ErrorCode, ServerFrame};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,11 +43,11 @@ pub struct Stopped;
 
 impl Committer {
     /// Starts the commit task. It ends when every `Committer` clone has been dropped.
-    pub fn spawn(store: Store, hub: Arc<Hub>, max_batch: usize) -> Committer {
+    pub fn spawn(store: Store, bus: Bus, max_batch: usize) -> Committer {
         let max_batch = max_batch.max(1);
         let (queue, rx) = mpsc::channel(max_batch * 4);
         let stats = Arc::new(CommitStats::default());
-        tokio::spawn(run(rx, store, hub, max_batch, stats.clone()));
+        tokio::spawn(run(rx, store, bus, max_batch, stats.clone()));
         Committer { queue, stats }
     }
 
@@ -63,7 +64,7 @@ impl Committer {
 async fn run(
     mut rx: mpsc::Receiver<Pending>,
     store: Store,
-    hub: Arc<Hub>,
+    bus: Bus,
     max_batch: usize,
     stats: Arc<CommitStats>,
 ) {
@@ -76,7 +77,10 @@ async fn run(
         match store.append(&messages).await {
             Ok(results) => {
                 for (pending, result) in batch.drain(..).zip(results) {
-                    deliver(&hub, &stats, pending, result);
+                    if let Some(message) = acknowledge(&stats, pending, result) {
+                        bus.publish(message.conv, &ServerFrame::Message(message))
+                            .await;
+                    }
                 }
             }
             Err(e) => {
@@ -96,7 +100,12 @@ async fn run(
     }
 }
 
-fn deliver(hub: &Hub, stats: &CommitStats, pending: Pending, result: Appended) {
+/// Answers the sender; returns the message if it is new and must be published.
+fn acknowledge(
+    stats: &CommitStats,
+    pending: Pending,
+    result: Appended,
+) -> Option<app::model::Message> {
     let client_id = pending.message.client_id;
     let ack = |m: &app::model::Message| ServerFrame::Ack {
         client_id: m.client_id.clone(),
@@ -109,22 +118,29 @@ fn deliver(hub: &Hub, stats: &CommitStats, pending: Pending, result: Appended) {
         Appended::Stored(message) => {
             stats.stored.fetch_add(1, Ordering::Relaxed);
             pending.reply_to.push_frame(&ack(&message));
-            hub.publish(message.conv, &ServerFrame::Message(message));
+            Some(message)
         }
         // Already stored and fanned out once: the sender only needs the original ack again.
         Appended::Duplicate(message) => {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
             pending.reply_to.push_frame(&ack(&message));
+            None
         }
-        Appended::NotMember => pending.reply_to.push_frame(&ServerFrame::error(
-            ErrorCode::NotMember,
-            "you are not a member of this conversation",
-            Some(client_id),
-        )),
-        Appended::UnknownConversation => pending.reply_to.push_frame(&ServerFrame::error(
-            ErrorCode::UnknownConversation,
-            "no such conversation",
-            Some(client_id),
-        )),
+        Appended::NotMember => {
+            pending.reply_to.push_frame(&ServerFrame::error(
+                ErrorCode::NotMember,
+                "you are not a member of this conversation",
+                Some(client_id),
+            ));
+            None
+        }
+        Appended::UnknownConversation => {
+            pending.reply_to.push_frame(&ServerFrame::error(
+                ErrorCode::UnknownConversation,
+                "no such conversation",
+                Some(client_id),
+            ));
+            None
+        }
     }
 }

@@ -18,6 +18,19 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tidings.db")]
     pub database_url: String,
 
+    /// Redis for a cluster: fan-out between nodes (e.g. redis://127.0.0.1:6379). Without it
+    /// this process is the whole service.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel and key, so several clusters (or test runs) share a Redis.
+    #[arg(long, env = "TIDINGS_REDIS_PREFIX", default_value = "tidings")]
+    pub redis_prefix: String,
+
+    /// This node's name in logs, health and the bus (default: random).
+    #[arg(long, env = "TIDINGS_NODE_ID")]
+    pub node_id: Option<String>,
+
     /// Folder with the built site (pkg/, favicon). Defaults to LEPTOS_SITE_ROOT or target/site.
     #[arg(long, env = "TIDINGS_SITE_ROOT")]
     pub site_root: Option<String>,

@@ -16,6 +16,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "status": if db_ok { "ok" } else { "degraded" },
         "database": if db_ok { "ok" } else { "unreachable" },
         "version": env!("CARGO_PKG_VERSION"),
+        "node": &*state.node_id,
+        "redis": state.bus.redis_state(),
         "connections": connections,
         "users_online": users,
     });

@@ -6,6 +6,7 @@
 //! queue is full is told to close as a slow consumer. The lock is a plain mutex that is never held
 //! across an `.await`. The hub does not read the database; callers tell it who belongs where.
 
+use crate::bus::{SubChange, Topic};
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
@@ -22,6 +23,7 @@ pub struct Conn {
     pub user: UserId,
     queue: mpsc::Sender<Utf8Bytes>,
     slow: CancellationToken,
+    resync: CancellationToken,
 }
 
 impl Conn {
@@ -40,6 +42,12 @@ impl Conn {
     /// Resolves once the connection has been declared a slow consumer.
     pub async fn too_slow(&self) {
         self.slow.cancelled().await
+    }
+
+    /// Resolves once the node asks its clients to reconnect and catch up (it may have missed
+    /// frames from other nodes while Redis was away).
+    pub async fn must_resync(&self) {
+        self.resync.cancelled().await
     }
 }
 
@@ -70,11 +78,37 @@ pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     pub stats: HubStats,
+    /// Where to report which conversations and users have connections here (the Redis bus
+    /// subscribes accordingly); `None` on a single node.
+    signals: Option<mpsc::UnboundedSender<SubChange>>,
 }
 
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// A hub that reports subscription changes on `signals` (unbounded, but holding at most
+    /// one entry per room or user that changes, never per message).
+    pub fn with_signals(signals: mpsc::UnboundedSender<SubChange>) -> Hub {
+        Hub {
+            signals: Some(signals),
+            ..Hub::default()
+        }
+    }
+
+    fn signal(&self, change: SubChange) {
+        if let Some(signals) = &self.signals {
+            let _ = signals.send(change);
+        }
+    }
+
+    /// Closes every connection with "resync": clients reconnect and catch up from the database.
+    pub fn resync_all(&self) {
+        let inner = self.lock();
+        for conn in inner.conns.values().flatten() {
+            conn.resync.cancel();
+        }
     }
 
     /// Registers a connection for `user` with a queue of `capacity` frames. Returns the handle
@@ -87,12 +121,17 @@ impl Hub {
             user,
             queue,
             slow: CancellationToken::new(),
+            resync: CancellationToken::new(),
         };
         self.stats
             .connections_opened
             .fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
-        inner.conns.entry(user).or_default().push(conn.clone());
+        let list = inner.conns.entry(user).or_default();
+        if list.is_empty() {
+            self.signal(SubChange::Subscribe(Topic::User(user)));
+        }
+        list.push(conn.clone());
         (conn, rx)
     }
 
@@ -121,8 +160,7 @@ impl Hub {
         }
         let first_time = inner.announced.insert(user);
         for conv in convs {
-            inner.rooms.entry(*conv).or_default().insert(user);
-            inner.joined.entry(user).or_default().insert(*conv);
+            self.add_to_room(&mut inner, *conv, user);
         }
         inner.joined.entry(user).or_default();
         let peers = peers_of(&inner, user);
@@ -146,15 +184,11 @@ impl Hub {
         }
         inner.conns.remove(&conn.user);
         inner.announced.remove(&conn.user);
+        self.signal(SubChange::Unsubscribe(Topic::User(conn.user)));
         let peers = peers_of(&inner, conn.user);
         if let Some(convs) = inner.joined.remove(&conn.user) {
             for conv in convs {
-                if let Some(room) = inner.rooms.get_mut(&conv) {
-                    room.remove(&conn.user);
-                    if room.is_empty() {
-                        inner.rooms.remove(&conv);
-                    }
-                }
+                self.remove_from_room(&mut inner, conv, conn.user);
             }
         }
         let offline = ServerFrame::Presence {
@@ -186,8 +220,7 @@ impl Hub {
     pub fn join(&self, conv: ConvId, user: UserId) {
         let mut inner = self.lock();
         if inner.conns.contains_key(&user) {
-            inner.rooms.entry(conv).or_default().insert(user);
-            inner.joined.entry(user).or_default().insert(conv);
+            self.add_to_room(&mut inner, conv, user);
         }
     }
 
@@ -195,14 +228,30 @@ impl Hub {
     pub fn leave(&self, conv: ConvId, user: UserId) {
         let mut inner = self.lock();
         inner.leave_epoch += 1;
+        self.remove_from_room(&mut inner, conv, user);
+        if let Some(convs) = inner.joined.get_mut(&user) {
+            convs.remove(&conv);
+        }
+    }
+
+    /// Adds a connected user to a room; the first member here subscribes the node to it.
+    fn add_to_room(&self, inner: &mut Inner, conv: ConvId, user: UserId) {
+        let room = inner.rooms.entry(conv).or_default();
+        if room.is_empty() {
+            self.signal(SubChange::Subscribe(Topic::Conv(conv)));
+        }
+        room.insert(user);
+        inner.joined.entry(user).or_default().insert(conv);
+    }
+
+    /// Takes a user out of a room; the last one out unsubscribes the node from it.
+    fn remove_from_room(&self, inner: &mut Inner, conv: ConvId, user: UserId) {
         if let Some(room) = inner.rooms.get_mut(&conv) {
             room.remove(&user);
             if room.is_empty() {
                 inner.rooms.remove(&conv);
+                self.signal(SubChange::Unsubscribe(Topic::Conv(conv)));
             }
-        }
-        if let Some(convs) = inner.joined.get_mut(&user) {
-            convs.remove(&conv);
         }
     }
 

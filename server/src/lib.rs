@@ -6,12 +6,14 @@
 //! - [`commit`]  the write path: group commit, then ack, then publish
 //! - [`store`]   SQLite: users, sessions, conversations, members, messages (the source of truth)
 //! - [`hub`]     this node's connections and the fan-out to them
+//! - [`bus`]     the other nodes: Redis pub/sub in a cluster, nothing on a single node
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`http`]    health and metrics
 
 pub mod auth;
 pub mod backend;
+pub mod bus;
 pub mod commit;
 pub mod config;
 pub mod http;
@@ -20,6 +22,7 @@ pub mod store;
 pub mod ws;
 
 use crate::auth::LoginLimiter;
+use crate::bus::{Bus, RedisBus};
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -43,6 +46,9 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub committer: Committer,
+    pub bus: Bus,
+    /// This node's name (logs, health, the bus).
+    pub node_id: Arc<str>,
     pub account_limiter: Arc<LoginLimiter>,
     pub peer_limiter: Arc<LoginLimiter>,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
@@ -83,8 +89,40 @@ impl Server {
         let store = Store::connect(&config.database_url)
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
-        let hub = Arc::new(Hub::new());
-        let committer = Committer::spawn(store.clone(), hub.clone(), config.max_batch);
+        let node_id: Arc<str> = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()))
+            .into();
+        let (hub, bus) = match &config.redis_url {
+            None => {
+                let hub = Arc::new(Hub::new());
+                (hub.clone(), Bus::Local(hub))
+            }
+            Some(url) => {
+                let (signals, changes) = tokio::sync::mpsc::unbounded_channel();
+                let hub = Arc::new(Hub::with_signals(signals.clone()));
+                let resync = {
+                    let hub = hub.clone();
+                    move || hub.resync_all()
+                };
+                let bus = RedisBus::connect(
+                    url,
+                    &config.redis_prefix,
+                    &node_id,
+                    hub.clone(),
+                    changes,
+                    signals,
+                    resync,
+                )
+                .await
+                .with_context(|| {
+                    format!("connecting to Redis at {url} (is it running? check REDIS_URL)")
+                })?;
+                (hub, Bus::Redis(bus))
+            }
+        };
+        let committer = Committer::spawn(store.clone(), bus.clone(), config.max_batch);
         let window = Duration::from_secs(300);
         let state = AppState {
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
@@ -96,6 +134,8 @@ impl Server {
             store,
             hub,
             committer,
+            bus,
+            node_id,
             shutdown: CancellationToken::new(),
             leptos_options,
         };
@@ -110,7 +150,13 @@ impl Server {
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
         });
-        tracing::info!(%addr, database = %state.config.database_url, "tidings is listening on http://{addr}");
+        tracing::info!(
+            %addr,
+            node = %state.node_id,
+            database = %state.config.database_url,
+            redis = state.config.redis_url.as_deref().unwrap_or("none"),
+            "tidings is listening on http://{addr}"
+        );
         Ok(Server { addr, state, task })
     }
 

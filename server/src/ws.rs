@@ -2,7 +2,7 @@
 //!
 //! A single task per connection reads client frames, writes the frames queued for it by the hub,
 //! replays history for `sync` in bounded pages, and keeps the heartbeat. It owns the socket and
-//! nothing else: storing goes through the committer, fan-out through the hub.
+//! nothing else: storing goes through the committer, fan-out through the bus and the hub.
 
 use crate::hub::Conn;
 use crate::store::NewMessage;
@@ -30,6 +30,7 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const IDLE_TIMEOUT: u16 = 4002;
+    pub const RESYNC: u16 = 4003;
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -165,6 +166,9 @@ impl Connection {
                 break peers;
             }
         };
+        // In a cluster, "subscribed" means Redis has confirmed it: wait for that before the
+        // client can read history, or a message published meanwhile by another node is missed.
+        self.state.bus.settled().await;
         let mut hello = vec![ServerFrame::Hello {
             user: self.user.clone(),
         }];
@@ -191,6 +195,7 @@ impl Connection {
             tokio::select! {
                 _ = conn.too_slow() => return End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync"),
                 _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
+                _ = conn.must_resync() => return End::Close(close::RESYNC, "resync: reconnect and sync"),
                 incoming = self.socket.recv() => {
                     let Some(Ok(msg)) = incoming else { return End::Gone };
                     last_heard = Instant::now();
@@ -276,14 +281,14 @@ impl Connection {
             ClientFrame::Read { conv, seq } => {
                 if self.state.hub.is_member(self.user.id, conv) {
                     match self.state.store.mark_read(conv, self.user.id, seq).await {
-                        Ok(seq) => self.state.hub.publish(
-                            conv,
-                            &ServerFrame::Read {
+                        Ok(seq) => {
+                            let read = ServerFrame::Read {
                                 conv,
                                 user: self.user.id,
                                 seq,
-                            },
-                        ),
+                            };
+                            self.state.bus.publish(conv, &read).await
+                        }
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
                 }
@@ -291,13 +296,11 @@ impl Connection {
             }
             ClientFrame::Typing { conv } => {
                 if self.state.hub.is_member(self.user.id, conv) {
-                    self.state.hub.publish(
+                    let typing = ServerFrame::Typing {
                         conv,
-                        &ServerFrame::Typing {
-                            conv,
-                            user: self.user.clone(),
-                        },
-                    );
+                        user: self.user.clone(),
+                    };
+                    self.state.bus.publish(conv, &typing).await;
                 }
                 Ok(())
             }

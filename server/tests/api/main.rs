@@ -4,6 +4,7 @@
 
 mod accounts;
 mod chat;
+mod cluster;
 mod crash;
 mod delivery;
 mod groups;

@@ -1,0 +1,296 @@
+//! The bus: how what one node commits reaches the other nodes' connections.
+//!
+//! A single node has nothing to carry: frames go straight to its hub (`Bus::Local`). In a
+//! cluster (`REDIS_URL` set) every frame is still delivered to the local hub first, and also
+//! published on Redis — serialized once, on a channel per conversation (`<prefix>:conv:<id>`) or
+//! per user (`<prefix>:user:<id>`, for membership changes). Each node subscribes to exactly the
+//! channels of the conversations and users it has connections for; the hub tells it which.
+//!
+//! Redis pub/sub is only the fast path: a node that loses Redis keeps storing and delivering
+//! locally, reconnects with backoff, and then closes its connections with 4003 "resync" so that
+//! every client catches up from the database. Owns the Redis connections; never touches the store.
+
+use crate::hub::Hub;
+use app::model::{ConvId, UserId};
+use app::protocol::ServerFrame;
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A channel a node may subscribe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Conv(ConvId),
+    User(UserId),
+}
+
+/// What the hub asks of the subscriber, in order.
+#[derive(Debug)]
+pub enum SubChange {
+    Subscribe(Topic),
+    Unsubscribe(Topic),
+    /// Answered once every change queued before it has been confirmed by Redis (or Redis is
+    /// down, in which case the reconnect's resync covers the gap).
+    Barrier(oneshot::Sender<()>),
+}
+
+/// A membership change for one user, carried on their user channel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserNote {
+    /// Conversation the user now belongs to (`Some(true)`), left (`Some(false)`), or neither.
+    pub membership: Option<(ConvId, bool)>,
+    /// The frame to show their connections.
+    pub frame: ServerFrame,
+}
+
+#[derive(Clone)]
+pub enum Bus {
+    Local(Arc<Hub>),
+    Redis(Arc<RedisBus>),
+}
+
+pub struct RedisBus {
+    hub: Arc<Hub>,
+    node_id: String,
+    prefix: String,
+    publisher: redis::aio::ConnectionManager,
+    subs: mpsc::UnboundedSender<SubChange>,
+    /// Whether the subscriber is connected (for /healthz).
+    pub up: AtomicBool,
+}
+
+impl Bus {
+    /// Delivers `frame` to every member of `conv`, on every node.
+    pub async fn publish(&self, conv: ConvId, frame: &ServerFrame) {
+        let payload = frame.to_json();
+        match self {
+            Bus::Local(hub) => hub.publish_payload(conv, payload.into()),
+            Bus::Redis(bus) => {
+                bus.hub
+                    .publish_payload(conv, Utf8Bytes::from(payload.as_str()));
+                bus.send(Topic::Conv(conv), &payload).await;
+            }
+        }
+    }
+
+    /// Applies a membership change for `user` and shows them `note.frame`, on every node.
+    pub async fn to_user(&self, user: UserId, note: UserNote) {
+        let hub = match self {
+            Bus::Local(hub) => hub,
+            Bus::Redis(bus) => &bus.hub,
+        };
+        apply(hub, user, &note);
+        if let Bus::Redis(bus) = self {
+            let payload = serde_json::to_string(&note).expect("notes serialize");
+            bus.send(Topic::User(user), &payload).await;
+        }
+    }
+
+    /// Waits until the subscriptions requested so far are active, so that a reader of the
+    /// database after this point cannot miss a frame published meanwhile.
+    pub async fn settled(&self) {
+        if let Bus::Redis(bus) = self {
+            let (tx, rx) = oneshot::channel();
+            if bus.subs.send(SubChange::Barrier(tx)).is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            }
+        }
+    }
+
+    /// "ok", "down" or "none" (single node), for /healthz.
+    pub fn redis_state(&self) -> &'static str {
+        match self {
+            Bus::Local(_) => "none",
+            Bus::Redis(bus) if bus.up.load(Ordering::Relaxed) => "ok",
+            Bus::Redis(_) => "down",
+        }
+    }
+}
+
+fn apply(hub: &Hub, user: UserId, note: &UserNote) {
+    match note.membership {
+        Some((conv, true)) => hub.join(conv, user),
+        Some((conv, false)) => hub.leave(conv, user),
+        None => {}
+    }
+    hub.send_to_user(user, &note.frame);
+}
+
+impl RedisBus {
+    /// Connects to Redis and starts the subscriber. Returns the bus and the channel the hub
+    /// must report subscription changes on.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        node_id: &str,
+        hub: Arc<Hub>,
+        changes: mpsc::UnboundedReceiver<SubChange>,
+        subs: mpsc::UnboundedSender<SubChange>,
+        on_resync: impl Fn() + Send + 'static,
+    ) -> anyhow::Result<Arc<RedisBus>> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let publisher =
+            redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
+        let bus = Arc::new(RedisBus {
+            hub,
+            node_id: node_id.to_owned(),
+            prefix: prefix.to_owned(),
+            publisher,
+            subs,
+            up: AtomicBool::new(false),
+        });
+        tokio::spawn(subscriber(client, bus.clone(), changes, on_resync));
+        Ok(bus)
+    }
+
+    fn channel(&self, topic: Topic) -> String {
+        match topic {
+            Topic::Conv(c) => format!("{}:conv:{c}", self.prefix),
+            Topic::User(u) => format!("{}:user:{u}", self.prefix),
+        }
+    }
+
+    fn topic(&self, channel: &str) -> Option<Topic> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        let (kind, id) = rest.split_once(':')?;
+        let id: i64 = id.parse().ok()?;
+        match kind {
+            "conv" => Some(Topic::Conv(ConvId(id))),
+            "user" => Some(Topic::User(UserId(id))),
+            _ => None,
+        }
+    }
+
+    /// Publishes `<node id> <payload>`; the node id lets the sender skip its own echo.
+    async fn send(&self, topic: Topic, payload: &str) {
+        let envelope = format!("{} {payload}", self.node_id);
+        let mut conn = self.publisher.clone();
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(self.channel(topic))
+            .arg(envelope)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            // Local members already have it; remote ones catch up after the resync.
+            tracing::warn!(error = %e, "publishing to Redis failed; other nodes will resync");
+        }
+    }
+
+    fn deliver(&self, msg: &redis::Msg) {
+        let Some(topic) = self.topic(msg.get_channel_name()) else {
+            return;
+        };
+        let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) else {
+            return;
+        };
+        let Some((sender, payload)) = text.split_once(' ') else {
+            return;
+        };
+        if sender == self.node_id {
+            return;
+        }
+        match topic {
+            Topic::Conv(conv) => self.hub.publish_payload(conv, Utf8Bytes::from(payload)),
+            Topic::User(user) => match serde_json::from_str::<UserNote>(payload) {
+                Ok(note) => apply(&self.hub, user, &note),
+                Err(e) => tracing::warn!(error = %e, "unreadable note on the bus"),
+            },
+        }
+    }
+}
+
+/// The subscriber task: keeps Redis subscribed to what the hub needs, hands incoming frames to
+/// the hub, and reconnects with backoff when Redis goes away.
+async fn subscriber(
+    client: redis::Client,
+    bus: Arc<RedisBus>,
+    mut changes: mpsc::UnboundedReceiver<SubChange>,
+    on_resync: impl Fn() + Send + 'static,
+) {
+    let mut wanted: HashSet<Topic> = HashSet::new();
+    let mut backoff = Duration::from_millis(250);
+    let mut first = true;
+    loop {
+        let connected =
+            tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub()).await;
+        let (mut sink, mut stream) = match connected {
+            Ok(Ok(pubsub)) => pubsub.split(),
+            _ => {
+                // Down: keep track of what is wanted and answer barriers, then retry.
+                let retry = tokio::time::sleep(backoff);
+                tokio::pin!(retry);
+                loop {
+                    tokio::select! {
+                        _ = &mut retry => break,
+                        change = changes.recv() => match change {
+                            None => return,
+                            Some(change) => track(&mut wanted, change),
+                        },
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let channels: Vec<String> = wanted.iter().map(|t| bus.channel(*t)).collect();
+        if !channels.is_empty() && sink.subscribe(&channels).await.is_err() {
+            continue;
+        }
+        bus.up.store(true, Ordering::Relaxed);
+        backoff = Duration::from_millis(250);
+        if first {
+            tracing::info!("connected to Redis");
+        } else {
+            // Whatever was published while we were away is in the database: make every local
+            // client catch up from there.
+            tracing::info!("reconnected to Redis; asking local clients to resync");
+            on_resync();
+        }
+        first = false;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => bus.deliver(&msg),
+                    None => break,
+                },
+                change = changes.recv() => {
+                    let Some(change) = change else { return };
+                    let result = match &change {
+                        SubChange::Subscribe(t) if !wanted.contains(t) => sink.subscribe(bus.channel(*t)).await,
+                        SubChange::Unsubscribe(t) if wanted.contains(t) => sink.unsubscribe(bus.channel(*t)).await,
+                        _ => Ok(()),
+                    };
+                    track(&mut wanted, change);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        bus.up.store(false, Ordering::Relaxed);
+        tracing::warn!("lost the Redis subscription; serving local clients and reconnecting");
+    }
+}
+
+fn track(wanted: &mut HashSet<Topic>, change: SubChange) {
+    match change {
+        SubChange::Subscribe(t) => {
+            wanted.insert(t);
+        }
+        SubChange::Unsubscribe(t) => {
+            wanted.remove(&t);
+        }
+        SubChange::Barrier(done) => {
+            let _ = done.send(());
+        }
+    }
+}
