@@ -106,7 +106,7 @@ impl AppState {
                     membership: Some((conv, true)),
                     frame,
                 };
-                self.bus.to_user(member.id, note).await;
+                self.bus.to_user(member.id, note);
             }
         }
         for (user, last_view) in removed {
@@ -118,7 +118,7 @@ impl AppState {
                 membership: Some((conv, false)),
                 frame,
             };
-            self.bus.to_user(*user, note).await;
+            self.bus.to_user(*user, note);
         }
         Ok(())
     }

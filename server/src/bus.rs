@@ -58,28 +58,30 @@ pub struct RedisBus {
     hub: Arc<Hub>,
     node_id: String,
     prefix: String,
-    publisher: redis::aio::ConnectionManager,
+    /// Frames waiting for the publisher task. Bounded: if Redis stalls, frames are dropped
+    /// rather than stalling the committer (remote clients recover them by sync).
+    outbound: mpsc::Sender<(String, String)>,
     subs: mpsc::UnboundedSender<SubChange>,
     /// Whether the subscriber is connected (for /healthz).
     pub up: AtomicBool,
 }
 
 impl Bus {
-    /// Delivers `frame` to every member of `conv`, on every node.
-    pub async fn publish(&self, conv: ConvId, frame: &ServerFrame) {
+    /// Delivers `frame` to every member of `conv`, on every node. Never waits.
+    pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
         let payload = frame.to_json();
         match self {
             Bus::Local(hub) => hub.publish_payload(conv, payload.into()),
             Bus::Redis(bus) => {
                 bus.hub
                     .publish_payload(conv, Utf8Bytes::from(payload.as_str()));
-                bus.send(Topic::Conv(conv), &payload).await;
+                bus.send(Topic::Conv(conv), &payload);
             }
         }
     }
 
     /// Applies a membership change for `user` and shows them `note.frame`, on every node.
-    pub async fn to_user(&self, user: UserId, note: UserNote) {
+    pub fn to_user(&self, user: UserId, note: UserNote) {
         let hub = match self {
             Bus::Local(hub) => hub,
             Bus::Redis(bus) => &bus.hub,
@@ -87,7 +89,7 @@ impl Bus {
         apply(hub, user, &note);
         if let Bus::Redis(bus) = self {
             let payload = serde_json::to_string(&note).expect("notes serialize");
-            bus.send(Topic::User(user), &payload).await;
+            bus.send(Topic::User(user), &payload);
         }
     }
 
@@ -137,17 +139,19 @@ impl RedisBus {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let publisher =
+            .set_number_of_retries(1);
+        let connection =
             redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (outbound, queued) = mpsc::channel(PUBLISH_QUEUE);
         let bus = Arc::new(RedisBus {
             hub,
             node_id: node_id.to_owned(),
             prefix: prefix.to_owned(),
-            publisher,
+            outbound,
             subs,
             up: AtomicBool::new(false),
         });
+        tokio::spawn(publisher(connection, queued));
         tokio::spawn(subscriber(client, bus.clone(), changes, on_resync));
         Ok(bus)
     }
@@ -170,18 +174,19 @@ impl RedisBus {
         }
     }
 
-    /// Publishes `<node id> <payload>`; the node id lets the sender skip its own echo.
-    async fn send(&self, topic: Topic, payload: &str) {
+    /// Queues `<node id> <payload>` for publishing; the node id lets the sender skip its own
+    /// echo. Never waits: when the queue is full (Redis stalled) the frame is dropped, and the
+    /// other nodes' clients fetch it from the database when they notice the gap or resync.
+    fn send(&self, topic: Topic, payload: &str) {
         let envelope = format!("{} {payload}", self.node_id);
-        let mut conn = self.publisher.clone();
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(self.channel(topic))
-            .arg(envelope)
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = sent {
-            // Local members already have it; remote ones catch up after the resync.
-            tracing::warn!(error = %e, "publishing to Redis failed; other nodes will resync");
+        if self
+            .outbound
+            .try_send((self.channel(topic), envelope))
+            .is_err()
+        {
+            tracing::warn!(
+                "Redis publish queue full; dropping a frame (clients will catch up by sync)"
+            );
         }
     }
 
@@ -204,6 +209,29 @@ impl RedisBus {
                 Ok(note) => apply(&self.hub, user, &note),
                 Err(e) => tracing::warn!(error = %e, "unreadable note on the bus"),
             },
+        }
+    }
+}
+
+/// Frames that may wait for Redis before new ones are dropped.
+const PUBLISH_QUEUE: usize = 16_384;
+/// Most frames sent to Redis in one pipeline (one round trip).
+const PUBLISH_BATCH: usize = 256;
+
+/// The publisher task: sends queued frames to Redis, as many per round trip as are waiting.
+async fn publisher(
+    mut connection: redis::aio::ConnectionManager,
+    mut queued: mpsc::Receiver<(String, String)>,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, envelope) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(envelope).ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut connection).await {
+            // Local members already have these; remote ones catch up after their resync.
+            tracing::warn!(error = %e, "publishing to Redis failed; other nodes will resync");
         }
     }
 }

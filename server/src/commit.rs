@@ -78,8 +78,7 @@ async fn run(
             Ok(results) => {
                 for (pending, result) in batch.drain(..).zip(results) {
                     if let Some(message) = acknowledge(&stats, pending, result) {
-                        bus.publish(message.conv, &ServerFrame::Message(message))
-                            .await;
+                        bus.publish(message.conv, &ServerFrame::Message(message));
                     }
                 }
             }

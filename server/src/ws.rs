@@ -287,7 +287,7 @@ impl Connection {
                                 user: self.user.id,
                                 seq,
                             };
-                            self.state.bus.publish(conv, &read).await
+                            self.state.bus.publish(conv, &read);
                         }
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
@@ -300,7 +300,7 @@ impl Connection {
                         conv,
                         user: self.user.clone(),
                     };
-                    self.state.bus.publish(conv, &typing).await;
+                    self.state.bus.publish(conv, &typing);
                 }
                 Ok(())
             }

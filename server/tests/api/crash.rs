@@ -4,65 +4,15 @@
 //! Afterwards the database holds each message exactly once with seqs 1..=1000, and every member
 //! accepted each exactly once, in order.
 
-use crate::helpers::{free_addr, Client, Node};
-use app::model::{ConvId, Seq};
-use app::protocol::{ClientFrame, ServerFrame};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use crate::helpers::{free_addr, Node};
+use crate::reliable::{receive_all, spawn_sender};
+use app::model::Seq;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const TOTAL: usize = 1000;
-
-/// Connects, retrying while the server is down.
-async fn connect_retrying(addr: SocketAddr, cookie: &str) -> Client {
-    loop {
-        match Client::connect(addr, Some(cookie)).await {
-            Ok(c) => return c,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
-/// A member that reads the group until it holds seqs 1..=TOTAL. Returns the seqs it accepted,
-/// in the order it accepted them, and how many duplicate frames it dropped.
-async fn receive_all(addr: SocketAddr, cookie: String, conv: ConvId) -> (Vec<Seq>, usize) {
-    let mut accepted = Vec::with_capacity(TOTAL);
-    let mut dropped = 0;
-    let cursor = |a: &Vec<Seq>| a.last().copied().unwrap_or(0);
-    while accepted.len() < TOTAL {
-        let mut c = connect_retrying(addr, &cookie).await;
-        let sync = ClientFrame::Sync {
-            cursors: BTreeMap::from([(conv, cursor(&accepted))]),
-        };
-        if !c.try_send(&sync).await {
-            continue; // the server died under us: reconnect
-        }
-        while accepted.len() < TOTAL {
-            let Some(frame) = c.try_recv(Duration::from_secs(5)).await else {
-                break;
-            };
-            if let ServerFrame::Message(m) = frame {
-                let have = cursor(&accepted);
-                if m.seq == have + 1 {
-                    accepted.push(m.seq);
-                } else if m.seq > have + 1 {
-                    // A gap: ask for what is missing; the rest arrives in order.
-                    let sync = ClientFrame::Sync {
-                        cursors: BTreeMap::from([(conv, have)]),
-                    };
-                    if !c.try_send(&sync).await {
-                        break;
-                    }
-                } else {
-                    dropped += 1;
-                }
-            }
-        }
-    }
-    (accepted, dropped)
-}
 
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
@@ -81,58 +31,11 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
         .id;
 
     let receivers = [bob.cookie.clone(), carol.cookie.clone()]
-        .map(|cookie| tokio::spawn(receive_all(addr, cookie, conv)));
+        .map(|cookie| tokio::spawn(receive_all(vec![addr], cookie, conv, TOTAL)));
 
-    // The sender: at most 100 in flight; after any reconnect, re-send everything unacknowledged.
+    // The sender: re-sends everything unacknowledged after any reconnect.
     let acked = Arc::new(AtomicUsize::new(0));
-    let sender = {
-        let acked = acked.clone();
-        let cookie = alice.cookie.clone();
-        tokio::spawn(async move {
-            let mut unacked: BTreeSet<usize> = (0..TOTAL).collect();
-            let mut ever_sent = BTreeSet::new();
-            let mut resent = 0;
-            'reconnect: while !unacked.is_empty() {
-                let mut c = connect_retrying(addr, &cookie).await;
-                let mut in_flight = BTreeSet::new();
-                'conn: loop {
-                    for &i in unacked.iter() {
-                        if in_flight.len() >= 100 {
-                            break;
-                        }
-                        if in_flight.insert(i) {
-                            if !ever_sent.insert(i) {
-                                resent += 1;
-                            }
-                            let send = ClientFrame::Send {
-                                conv,
-                                client_id: format!("msg-{i}"),
-                                body: format!("message {i}"),
-                            };
-                            if !c.try_send(&send).await {
-                                continue 'reconnect;
-                            }
-                        }
-                    }
-                    if unacked.is_empty() {
-                        break 'conn;
-                    }
-                    match c.try_recv(Duration::from_secs(5)).await {
-                        Some(ServerFrame::Ack { client_id, .. }) => {
-                            let i: usize = client_id.trim_start_matches("msg-").parse().unwrap();
-                            if unacked.remove(&i) {
-                                acked.fetch_add(1, Ordering::SeqCst);
-                            }
-                            in_flight.remove(&i);
-                        }
-                        Some(_) => {}
-                        None => break 'conn,
-                    }
-                }
-            }
-            resent
-        })
-    };
+    let sender = spawn_sender(vec![addr], alice.cookie.clone(), conv, TOTAL, acked.clone());
 
     // The chaos: SIGKILL the server after roughly 30% and 65% of the acks.
     let mut kills = 0;

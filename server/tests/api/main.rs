@@ -10,4 +10,5 @@ mod delivery;
 mod groups;
 mod helpers;
 mod history;
+mod reliable;
 mod store;
