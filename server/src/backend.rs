@@ -96,15 +96,27 @@ impl AppState {
         conv: ConvId,
         removed: &[(UserId, Conversation)],
     ) -> Result<(), ApiError> {
-        for member in self.store.members(conv).await? {
+        let members = self.store.members(conv).await?;
+        for member in &members {
             if let Some(view) = self.store.conversation_for(member.id, conv).await? {
-                let frame = ServerFrame::Conversation {
+                let mut frames = vec![ServerFrame::Conversation {
                     conversation: view,
                     removed: false,
-                };
+                }];
+                // Whoever is new to them in this conversation may already be online.
+                frames.extend(
+                    members
+                        .iter()
+                        .filter(|other| other.id != member.id)
+                        .filter(|other| self.presence.is_online(&self.hub, other.id))
+                        .map(|other| ServerFrame::Presence {
+                            user: other.id,
+                            online: true,
+                        }),
+                );
                 let note = UserNote {
                     membership: Some((conv, true)),
-                    frame,
+                    frames,
                 };
                 self.bus.to_user(member.id, note);
             }
@@ -116,7 +128,7 @@ impl AppState {
             };
             let note = UserNote {
                 membership: Some((conv, false)),
-                frame,
+                frames: vec![frame],
             };
             self.bus.to_user(*user, note);
         }

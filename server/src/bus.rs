@@ -11,6 +11,7 @@
 //! every client catches up from the database. Owns the Redis connections; never touches the store.
 
 use crate::hub::Hub;
+use crate::presence::{Presence, PresenceNote};
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
@@ -27,6 +28,8 @@ use tokio::sync::{mpsc, oneshot};
 pub enum Topic {
     Conv(ConvId),
     User(UserId),
+    /// Nodes telling each other which users they have (see `presence`).
+    Presence,
 }
 
 /// What the hub asks of the subscriber, in order.
@@ -44,8 +47,8 @@ pub enum SubChange {
 pub struct UserNote {
     /// Conversation the user now belongs to (`Some(true)`), left (`Some(false)`), or neither.
     pub membership: Option<(ConvId, bool)>,
-    /// The frame to show their connections.
-    pub frame: ServerFrame,
+    /// The frames to show their connections.
+    pub frames: Vec<ServerFrame>,
 }
 
 #[derive(Clone)]
@@ -56,6 +59,7 @@ pub enum Bus {
 
 pub struct RedisBus {
     hub: Arc<Hub>,
+    presence: Arc<Presence>,
     node_id: String,
     prefix: String,
     /// Frames waiting for the publisher task. Bounded: if Redis stalls, frames are dropped
@@ -69,13 +73,19 @@ pub struct RedisBus {
 impl Bus {
     /// Delivers `frame` to every member of `conv`, on every node. Never waits.
     pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
+        self.publish_except(conv, frame, None);
+    }
+
+    /// The same, skipping the member `except`.
+    pub fn publish_except(&self, conv: ConvId, frame: &ServerFrame, except: Option<UserId>) {
         let payload = frame.to_json();
         match self {
-            Bus::Local(hub) => hub.publish_payload(conv, payload.into()),
+            Bus::Local(hub) => hub.publish_payload(conv, payload.into(), except),
             Bus::Redis(bus) => {
                 bus.hub
-                    .publish_payload(conv, Utf8Bytes::from(payload.as_str()));
-                bus.send(Topic::Conv(conv), &payload);
+                    .publish_payload(conv, Utf8Bytes::from(payload.as_str()), except);
+                let except = except.map_or(0, |u| u.0);
+                bus.send(Topic::Conv(conv), &format!("{except} {payload}"));
             }
         }
     }
@@ -90,6 +100,21 @@ impl Bus {
         if let Bus::Redis(bus) = self {
             let payload = serde_json::to_string(&note).expect("notes serialize");
             bus.send(Topic::User(user), &payload);
+        }
+    }
+
+    /// Tells the other nodes about this node's users (nothing to tell on a single node).
+    pub fn presence(&self, note: PresenceNote) {
+        if let Bus::Redis(bus) = self {
+            let payload = serde_json::to_string(&note).expect("notes serialize");
+            bus.send(Topic::Presence, &payload);
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        match self {
+            Bus::Local(_) => "single",
+            Bus::Redis(bus) => &bus.node_id,
         }
     }
 
@@ -120,7 +145,9 @@ fn apply(hub: &Hub, user: UserId, note: &UserNote) {
         Some((conv, false)) => hub.leave(conv, user),
         None => {}
     }
-    hub.send_to_user(user, &note.frame);
+    for frame in &note.frames {
+        hub.send_to_user(user, frame);
+    }
 }
 
 impl RedisBus {
@@ -131,6 +158,7 @@ impl RedisBus {
         prefix: &str,
         node_id: &str,
         hub: Arc<Hub>,
+        presence: Arc<Presence>,
         changes: mpsc::UnboundedReceiver<SubChange>,
         subs: mpsc::UnboundedSender<SubChange>,
         on_resync: impl Fn() + Send + 'static,
@@ -143,8 +171,11 @@ impl RedisBus {
         let connection =
             redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
         let (outbound, queued) = mpsc::channel(PUBLISH_QUEUE);
+        // Every node listens to the presence channel for as long as it runs.
+        let _ = subs.send(SubChange::Subscribe(Topic::Presence));
         let bus = Arc::new(RedisBus {
             hub,
+            presence,
             node_id: node_id.to_owned(),
             prefix: prefix.to_owned(),
             outbound,
@@ -160,11 +191,15 @@ impl RedisBus {
         match topic {
             Topic::Conv(c) => format!("{}:conv:{c}", self.prefix),
             Topic::User(u) => format!("{}:user:{u}", self.prefix),
+            Topic::Presence => format!("{}:presence", self.prefix),
         }
     }
 
     fn topic(&self, channel: &str) -> Option<Topic> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        if rest == "presence" {
+            return Some(Topic::Presence);
+        }
         let (kind, id) = rest.split_once(':')?;
         let id: i64 = id.parse().ok()?;
         match kind {
@@ -204,10 +239,22 @@ impl RedisBus {
             return;
         }
         match topic {
-            Topic::Conv(conv) => self.hub.publish_payload(conv, Utf8Bytes::from(payload)),
+            Topic::Conv(conv) => {
+                // `<user to skip, 0 for none> <frame>`
+                let Some((except, frame)) = payload.split_once(' ') else {
+                    return;
+                };
+                let except = except.parse().ok().filter(|id| *id != 0).map(UserId);
+                self.hub
+                    .publish_payload(conv, Utf8Bytes::from(frame), except)
+            }
             Topic::User(user) => match serde_json::from_str::<UserNote>(payload) {
                 Ok(note) => apply(&self.hub, user, &note),
                 Err(e) => tracing::warn!(error = %e, "unreadable note on the bus"),
+            },
+            Topic::Presence => match serde_json::from_str::<PresenceNote>(payload) {
+                Ok(note) => self.presence.heard(note),
+                Err(e) => tracing::warn!(error = %e, "unreadable presence note on the bus"),
             },
         }
     }

@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_REDIS_PREFIX", default_value = "tidings")]
     pub redis_prefix: String,
 
+    /// Seconds a node's word that a user is connected holds (cluster presence); nodes repeat it
+    /// every third of this, so a killed node's users go offline within it.
+    #[arg(long, env = "TIDINGS_PRESENCE_TTL_SECS", default_value_t = 30.0)]
+    pub presence_ttl_secs: f64,
+
     /// This node's name in logs, health and the bus (default: random).
     #[arg(long, env = "TIDINGS_NODE_ID")]
     pub node_id: Option<String>,

@@ -1,5 +1,6 @@
 //! The hub: this process's live WebSocket connections, indexed by user and by conversation, and
-//! the fan-out of frames to them. Also the single-node presence (who has a connection open).
+//! the fan-out of frames to them. It knows who is connected here; `presence` decides what that
+//! means cluster-wide.
 //!
 //! Fan-out never waits: each connection has a bounded queue, a frame is serialized once and
 //! cloned (a reference-counted buffer) into each queue with `try_send`, and a connection whose
@@ -142,71 +143,76 @@ impl Hub {
     }
 
     /// Declares the conversations a connected user belongs to, as read from the store after
-    /// `epoch` was taken. Returns the users online here who share one of them (for the initial
-    /// presence frames), or `None` if someone left a conversation meanwhile: the list may name a
+    /// `epoch` was taken. Returns `Some(true)` when this makes the user newly online on this node
+    /// (for presence), or `None` if someone left a conversation meanwhile: the list may name a
     /// conversation the user no longer belongs to, so read it again.
-    pub fn set_conversations(
-        &self,
-        user: UserId,
-        convs: &[ConvId],
-        epoch: u64,
-    ) -> Option<Vec<UserId>> {
+    pub fn set_conversations(&self, user: UserId, convs: &[ConvId], epoch: u64) -> Option<bool> {
         let mut inner = self.lock();
         if inner.leave_epoch != epoch {
             return None;
         }
         if !inner.conns.contains_key(&user) {
-            return Some(Vec::new());
+            return Some(false);
         }
         let first_time = inner.announced.insert(user);
         for conv in convs {
             self.add_to_room(&mut inner, *conv, user);
         }
         inner.joined.entry(user).or_default();
-        let peers = peers_of(&inner, user);
-        if first_time {
-            let online = ServerFrame::Presence { user, online: true };
-            self.send_to_users(&inner, peers.iter().copied(), &online.to_json().into());
-        }
-        Some(peers.into_iter().collect())
+        Some(first_time)
     }
 
-    /// Forgets a connection. When it was the user's last, the user leaves every room and their
-    /// peers are told they went offline.
-    pub fn disconnect(&self, conn: &Conn) {
+    /// Forgets a connection. When it was the user's last here, the user leaves every room, and
+    /// the conversations they were in are returned (for presence).
+    pub fn disconnect(&self, conn: &Conn) -> Option<Vec<ConvId>> {
         let mut inner = self.lock();
-        let Some(list) = inner.conns.get_mut(&conn.user) else {
-            return;
-        };
+        let list = inner.conns.get_mut(&conn.user)?;
         list.retain(|c| c.id != conn.id);
         if !list.is_empty() {
-            return;
+            return None;
         }
         inner.conns.remove(&conn.user);
-        inner.announced.remove(&conn.user);
+        let announced = inner.announced.remove(&conn.user);
         self.signal(SubChange::Unsubscribe(Topic::User(conn.user)));
-        let peers = peers_of(&inner, conn.user);
-        if let Some(convs) = inner.joined.remove(&conn.user) {
-            for conv in convs {
-                self.remove_from_room(&mut inner, conv, conn.user);
-            }
+        let convs: Vec<ConvId> = inner
+            .joined
+            .remove(&conn.user)
+            .into_iter()
+            .flatten()
+            .collect();
+        for conv in &convs {
+            self.remove_from_room(&mut inner, *conv, conn.user);
         }
-        let offline = ServerFrame::Presence {
-            user: conn.user,
-            online: false,
-        };
-        self.send_to_users(&inner, peers.into_iter(), &offline.to_json().into());
+        announced.then_some(convs)
+    }
+
+    /// The conversations a locally connected user is in.
+    pub fn conversations_of(&self, user: UserId) -> Vec<ConvId> {
+        self.lock()
+            .joined
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// Users with at least one connection here.
+    pub fn local_users(&self) -> Vec<UserId> {
+        self.lock().conns.keys().copied().collect()
     }
 
     /// Sends `frame` to every local connection of every member of `conv`, serialized once.
     pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
-        self.publish_payload(conv, frame.to_json().into());
+        self.publish_payload(conv, frame.to_json().into(), None);
     }
 
-    pub fn publish_payload(&self, conv: ConvId, payload: Utf8Bytes) {
+    /// The same with a ready payload, skipping `except` (a presence frame is not for its subject).
+    pub fn publish_payload(&self, conv: ConvId, payload: Utf8Bytes, except: Option<UserId>) {
         let inner = self.lock();
         if let Some(room) = inner.rooms.get(&conv) {
-            self.send_to_users(&inner, room.iter().copied(), &payload);
+            let members = room.iter().copied().filter(|u| Some(*u) != except);
+            self.send_to_users(&inner, members, &payload);
         }
     }
 
@@ -296,20 +302,6 @@ impl Hub {
     }
 }
 
-/// Other users connected here who share a conversation with `user`.
-fn peers_of(inner: &Inner, user: UserId) -> HashSet<UserId> {
-    inner
-        .joined
-        .get(&user)
-        .into_iter()
-        .flatten()
-        .filter_map(|conv| inner.rooms.get(conv))
-        .flatten()
-        .copied()
-        .filter(|u| *u != user)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,26 +337,20 @@ mod tests {
     }
 
     #[test]
-    fn presence_follows_first_and_last_connection() {
+    fn first_and_last_connection_are_reported_for_presence() {
         let hub = Hub::new();
-        let (_a, mut a_rx) = hub.connect(UserId(1), 8);
-        hub.set_conversations(UserId(1), &[ConvId(10)], 0).unwrap();
         let (b1, _b1_rx) = hub.connect(UserId(2), 8);
-        let peers = hub.set_conversations(UserId(2), &[ConvId(10)], 0).unwrap();
-        assert_eq!(peers, vec![UserId(1)]);
         assert_eq!(
-            text(&mut a_rx),
-            [r#"{"type":"presence","user":2,"online":true}"#]
+            hub.set_conversations(UserId(2), &[ConvId(10)], 0),
+            Some(true)
         );
         let (b2, _b2_rx) = hub.connect(UserId(2), 8);
-        hub.set_conversations(UserId(2), &[ConvId(10)], 0).unwrap();
-        hub.disconnect(&b1);
-        assert!(text(&mut a_rx).is_empty(), "second tab still open");
-        hub.disconnect(&b2);
         assert_eq!(
-            text(&mut a_rx),
-            [r#"{"type":"presence","user":2,"online":false}"#]
+            hub.set_conversations(UserId(2), &[ConvId(10)], 0),
+            Some(false)
         );
+        assert_eq!(hub.disconnect(&b1), None, "second tab still open");
+        assert_eq!(hub.disconnect(&b2), Some(vec![ConvId(10)]));
         assert!(!hub.is_online(UserId(2)));
         assert!(!hub.is_member(UserId(2), ConvId(10)));
     }

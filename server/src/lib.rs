@@ -7,6 +7,7 @@
 //! - [`store`]   SQLite: users, sessions, conversations, members, messages (the source of truth)
 //! - [`hub`]     this node's connections and the fan-out to them
 //! - [`bus`]     the other nodes: Redis pub/sub in a cluster, nothing on a single node
+//! - [`presence`] who is online anywhere in the cluster
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`http`]    health and metrics
@@ -18,6 +19,7 @@ pub mod commit;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod presence;
 pub mod store;
 pub mod ws;
 
@@ -47,6 +49,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub committer: Committer,
     pub bus: Bus,
+    pub presence: Arc<presence::Presence>,
     /// This node's name (logs, health, the bus).
     pub node_id: Arc<str>,
     pub account_limiter: Arc<LoginLimiter>,
@@ -94,6 +97,9 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()))
             .into();
+        let presence = Arc::new(presence::Presence::new(Duration::from_secs_f64(
+            config.presence_ttl_secs.max(0.3),
+        )));
         let (hub, bus) = match &config.redis_url {
             None => {
                 let hub = Arc::new(Hub::new());
@@ -111,6 +117,7 @@ impl Server {
                     &config.redis_prefix,
                     &node_id,
                     hub.clone(),
+                    presence.clone(),
                     changes,
                     signals,
                     resync,
@@ -123,6 +130,14 @@ impl Server {
             }
         };
         let committer = Committer::spawn(store.clone(), bus.clone(), config.max_batch);
+        if let Bus::Redis(_) = &bus {
+            tokio::spawn(presence::run_heartbeat(
+                presence.clone(),
+                hub.clone(),
+                bus.clone(),
+                store.clone(),
+            ));
+        }
         let window = Duration::from_secs(300);
         let state = AppState {
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
@@ -135,6 +150,7 @@ impl Server {
             hub,
             committer,
             bus,
+            presence,
             node_id,
             shutdown: CancellationToken::new(),
             leptos_options,

@@ -298,6 +298,20 @@ impl Store {
         Ok(rows.iter().map(|r| ConvId(r.get("conv_id"))).collect())
     }
 
+    /// Everyone who shares at least one conversation with `user` (for presence).
+    pub async fn co_members(&self, user: UserId) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT other.user_id FROM members me \
+             JOIN members other ON other.conv_id = me.conv_id \
+             WHERE me.user_id = ? AND other.user_id <> ?",
+        )
+        .bind(user.0)
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| UserId(r.get("user_id"))).collect())
+    }
+
     pub async fn role(&self, conv: ConvId, user: UserId) -> Result<Option<Role>> {
         let row = sqlx::query("SELECT role FROM members WHERE conv_id = ? AND user_id = ?")
             .bind(conv.0)

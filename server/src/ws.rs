@@ -117,7 +117,11 @@ impl Connection {
             .hub
             .connect(self.user.id, self.state.config.outbound_queue);
         let end = self.serve(&conn, &mut queue).await;
-        self.state.hub.disconnect(&conn);
+        if let Some(convs) = self.state.hub.disconnect(&conn) {
+            self.state
+                .presence
+                .departed(&self.state.bus, self.user.id, &convs);
+        }
         if let End::Close(code, reason) = end {
             if code == close::SLOW_CONSUMER {
                 self.state
@@ -148,7 +152,7 @@ impl Connection {
         // Subscribe before anything is read from the database: whatever is committed from now on
         // reaches this connection's queue, and the client's `sync` replays what came before. The
         // two may overlap; the client drops seqs it already holds, so nothing is lost or doubled.
-        let online_peers = loop {
+        let arrived = loop {
             let epoch = self.state.hub.leave_epoch();
             let convs = match self.state.store.conversation_ids(self.user.id).await {
                 Ok(convs) => convs,
@@ -158,25 +162,35 @@ impl Connection {
                 }
             };
             // Retried only if someone left a conversation while we read: rare and cheap.
-            if let Some(peers) = self
+            if let Some(arrived) = self
                 .state
                 .hub
                 .set_conversations(self.user.id, &convs, epoch)
             {
-                break peers;
+                break arrived;
             }
         };
         // In a cluster, "subscribed" means Redis has confirmed it: wait for that before the
         // client can read history, or a message published meanwhile by another node is missed.
         self.state.bus.settled().await;
+        if arrived {
+            self.state
+                .presence
+                .arrived(&self.state.hub, &self.state.bus, self.user.id);
+        }
+        // Hello, then who of the people this user shares a conversation with is online.
         let mut hello = vec![ServerFrame::Hello {
             user: self.user.clone(),
         }];
-        hello.extend(
-            online_peers
-                .into_iter()
-                .map(|user| ServerFrame::Presence { user, online: true }),
-        );
+        match self.state.store.co_members(self.user.id).await {
+            Ok(peers) => hello.extend(
+                peers
+                    .into_iter()
+                    .filter(|peer| self.state.presence.is_online(&self.state.hub, *peer))
+                    .map(|user| ServerFrame::Presence { user, online: true }),
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not load the initial presence"),
+        }
         for frame in hello {
             if let Err(end) = self.send(conn, frame.to_json().into()).await {
                 return end;

@@ -202,3 +202,45 @@ async fn ping_pong_and_hello_identify_the_user() {
         }
     );
 }
+
+#[tokio::test]
+async fn presence_follows_connections_and_new_chats() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    app.open_direct(&alice, "bob").await;
+    let presence = |f: ServerFrame| match f {
+        ServerFrame::Presence { user, online } => Some((user, online)),
+        _ => None,
+    };
+
+    let mut a = app.connect(&alice).await;
+    let mut b = app.connect(&bob).await;
+    assert_eq!(
+        a.expect(presence).await,
+        (bob.user.id, true),
+        "alice sees bob arrive"
+    );
+    assert_eq!(
+        b.expect(presence).await,
+        (alice.user.id, true),
+        "bob's initial state has alice"
+    );
+    // A second tab changes nothing; closing the last one does.
+    let b2 = app.connect(&bob).await;
+    drop(b2);
+    drop(b);
+    assert_eq!(a.expect(presence).await, (bob.user.id, false));
+
+    // Carol is online but shares nothing with alice: alice hears of her only once they share a chat.
+    let mut c = app.connect(&carol).await;
+    let quiet = a.drain(Duration::from_millis(300)).await;
+    assert!(
+        quiet.iter().all(|f| presence(f.clone()).is_none()),
+        "{quiet:?}"
+    );
+    app.open_direct(&carol, "alice").await;
+    assert_eq!(a.expect(presence).await, (carol.user.id, true));
+    assert_eq!(c.expect(presence).await, (alice.user.id, true));
+}

@@ -249,3 +249,67 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
     drop(nodes);
     db.drop_db().await;
 }
+
+/// Presence across nodes: seen online within a second; after the node is SIGKILLed (it cannot
+/// say goodbye) seen offline within the TTL plus five seconds.
+#[tokio::test]
+async fn presence_crosses_nodes_and_a_killed_nodes_users_go_offline() {
+    let (_store, db) = TempDb::mysql().await;
+    let TempDb::MySql { server, name } = &db else {
+        unreachable!()
+    };
+    let db_url = format!("{server}/{name}");
+    let prefix = format!("tidings-test-{name}");
+    let ttl = 3.0;
+    let mut nodes = Vec::new();
+    for id in ["a", "b"] {
+        let ttl = ttl.to_string();
+        let args = [
+            "--redis-url",
+            &redis_url(),
+            "--redis-prefix",
+            &prefix,
+            "--node-id",
+            id,
+            "--presence-ttl-secs",
+            &ttl,
+        ];
+        nodes.push(Node::start(free_addr(), &db_url, &args).await);
+    }
+    let (app_a, app_b) = (
+        TestApp::attach(nodes[0].addr),
+        TestApp::attach(nodes[1].addr),
+    );
+    let alice = app_a.register("alice").await;
+    let bob = app_b.register("bob").await;
+    app_a.open_direct(&alice, "bob").await;
+    let presence = |f: ServerFrame| match f {
+        ServerFrame::Presence { user, online } => Some((user, online)),
+        _ => None,
+    };
+
+    let mut a = app_a.connect(&alice).await;
+    let started = std::time::Instant::now();
+    let mut b = app_b.connect(&bob).await;
+    let seen = tokio::time::timeout(Duration::from_secs(1), a.expect(presence))
+        .await
+        .expect("within 1 s");
+    assert_eq!(seen, (bob.user.id, true));
+    let online_after = started.elapsed();
+    assert_eq!(
+        b.expect(presence).await,
+        (alice.user.id, true),
+        "bob's initial state crosses nodes too"
+    );
+
+    let mut node_b = nodes.remove(1);
+    node_b.kill().await;
+    let killed = std::time::Instant::now();
+    let seen = tokio::time::timeout(Duration::from_secs_f64(ttl + 5.0), a.expect(presence))
+        .await
+        .expect("within TTL + 5 s");
+    assert_eq!(seen, (bob.user.id, false));
+    println!("presence across nodes: online after {online_after:?}; offline {:?} after SIGKILL (TTL {ttl} s)", killed.elapsed());
+    drop(nodes);
+    db.drop_db().await;
+}
