@@ -75,6 +75,23 @@ ensure_mariadb() {
   port_open 127.0.0.1 3306 || { log "MariaDB did not start"; return 1; }
 }
 
+# Cluster tests need a Redis: the one at TIDINGS_TEST_REDIS_URL (default 127.0.0.1:6379), or
+# Debian's redis-server started here if nothing answers. Tests that kill Redis start their own
+# private redis-server on a free port, so the binary must be installed either way.
+ensure_redis() {
+  export TIDINGS_TEST_REDIS_URL="${TIDINGS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+  if ! command -v redis-server >/dev/null; then
+    log "installing Debian's redis-server"
+    apt_install redis-server
+  fi
+  if [ "$TIDINGS_TEST_REDIS_URL" = "redis://127.0.0.1:6379" ] && ! port_open 127.0.0.1 6379; then
+    log "starting Redis on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    local i
+    for ((i = 0; i < 40; i++)); do port_open 127.0.0.1 6379 && break; sleep 0.25; done
+  fi
+}
+
 port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }

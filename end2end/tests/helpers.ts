@@ -24,9 +24,13 @@ export type User = {
 export async function registerUser(
   browser: Browser,
   name: string,
-  options: { viewport?: { width: number; height: number } } = {},
+  options: { viewport?: { width: number; height: number }; baseURL?: string } = {},
 ): Promise<User> {
-  const context = await browser.newContext({ viewport: options.viewport ?? { width: 1200, height: 800 } });
+  const context = await browser.newContext({
+    viewport: options.viewport ?? { width: 1200, height: 800 },
+    // Only when given: an explicit undefined would override the configured baseURL.
+    ...(options.baseURL ? { baseURL: options.baseURL } : {}),
+  });
   const page = await context.newPage();
   // Any alert() would mean a message body ran as HTML: record it so the test can check.
   const dialogs: string[] = [];
