@@ -151,8 +151,8 @@ fn apply(hub: &Hub, user: UserId, note: &UserNote) {
 }
 
 impl RedisBus {
-    /// Connects to Redis and starts the subscriber. Returns the bus and the channel the hub
-    /// must report subscription changes on.
+    /// Connects to Redis and starts the publisher and the subscriber. `changes` is the receiving
+    /// end of the hub's signals, `subs` its sending end (for barriers).
     pub async fn connect(
         url: &str,
         prefix: &str,
@@ -161,7 +161,6 @@ impl RedisBus {
         presence: Arc<Presence>,
         changes: mpsc::UnboundedReceiver<SubChange>,
         subs: mpsc::UnboundedSender<SubChange>,
-        on_resync: impl Fn() + Send + 'static,
     ) -> anyhow::Result<Arc<RedisBus>> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -183,7 +182,7 @@ impl RedisBus {
             up: AtomicBool::new(false),
         });
         tokio::spawn(publisher(connection, queued));
-        tokio::spawn(subscriber(client, bus.clone(), changes, on_resync));
+        tokio::spawn(subscriber(client, bus.clone(), changes));
         Ok(bus)
     }
 
@@ -289,7 +288,6 @@ async fn subscriber(
     client: redis::Client,
     bus: Arc<RedisBus>,
     mut changes: mpsc::UnboundedReceiver<SubChange>,
-    on_resync: impl Fn() + Send + 'static,
 ) {
     let mut wanted: HashSet<Topic> = HashSet::new();
     let mut backoff = Duration::from_millis(250);
@@ -328,7 +326,7 @@ async fn subscriber(
             // Whatever was published while we were away is in the database: make every local
             // client catch up from there.
             tracing::info!("reconnected to Redis; asking local clients to resync");
-            on_resync();
+            bus.hub.resync_all();
         }
         first = false;
         loop {

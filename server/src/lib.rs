@@ -108,10 +108,6 @@ impl Server {
             Some(url) => {
                 let (signals, changes) = tokio::sync::mpsc::unbounded_channel();
                 let hub = Arc::new(Hub::with_signals(signals.clone()));
-                let resync = {
-                    let hub = hub.clone();
-                    move || hub.resync_all()
-                };
                 let bus = RedisBus::connect(
                     url,
                     &config.redis_prefix,
@@ -120,7 +116,6 @@ impl Server {
                     presence.clone(),
                     changes,
                     signals,
-                    resync,
                 )
                 .await
                 .with_context(|| {
