@@ -144,8 +144,14 @@ async fn main() -> anyhow::Result<()> {
                     sent_at.insert(client_id, Instant::now());
                     next += 1;
                 }
-                let Some(Ok(WsMessage::Text(text))) = rx.next().await else {
-                    continue;
+                let text = match rx.next().await {
+                    Some(Ok(WsMessage::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                    // Closed (e.g. as a slow consumer): report what this client saw.
+                    _ => {
+                        eprintln!("client {i} was disconnected after {delivered} deliveries");
+                        break;
+                    }
                 };
                 match serde_json::from_str::<ServerFrame>(&text) {
                     Ok(ServerFrame::Ack { client_id, .. }) => {
