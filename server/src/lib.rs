@@ -154,6 +154,11 @@ impl Server {
             format!("listening on {addr} (is another server running there? set --addr)")
         })?;
         let addr = listener.local_addr()?;
+        // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and delayed ACKs can hold
+        // a frame back ~40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let router = router(state.clone());
         let shutdown = state.shutdown.clone();
         let task = tokio::spawn(async move {
