@@ -810,39 +810,27 @@ async fn append_one(
         .fetch_one(&mut **tx)
         .await?
         .get("last_seq");
-    let id = match next_id {
-        Some(id) => {
-            *id += 1;
-            sqlx::query(
-                "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(new.conv.0)
-            .bind(seq)
-            .bind(*id)
-            .bind(new.sender.id.0)
-            .bind(&new.client_id)
-            .bind(&new.body)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            *id
-        }
-        None => {
-            let done = sqlx::query(
-                "INSERT INTO messages (conv_id, seq, sender_id, client_id, body, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(new.conv.0)
-            .bind(seq)
-            .bind(new.sender.id.0)
-            .bind(&new.client_id)
-            .bind(&new.body)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            inserted_id(Dialect::MySql, tx, &done).await?
-        }
+    // SQLite gets the id we counted; MySQL gets NULL, which AUTO_INCREMENT replaces.
+    let counted = next_id.as_mut().map(|id| {
+        *id += 1;
+        *id
+    });
+    let done = sqlx::query(
+        "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.conv.0)
+    .bind(seq)
+    .bind(counted)
+    .bind(new.sender.id.0)
+    .bind(&new.client_id)
+    .bind(&new.body)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let id = match counted {
+        Some(id) => id,
+        None => inserted_id(Dialect::MySql, tx, &done).await?,
     };
     // The sender has read their own message.
     sqlx::query("UPDATE members SET last_read_seq = ? WHERE conv_id = ? AND user_id = ?")

@@ -18,23 +18,30 @@ pub fn redis_url() -> String {
 
 /// `count` nodes sharing a fresh MariaDB database and a fresh Redis prefix.
 async fn cluster(count: usize) -> (Vec<Node>, TempDb) {
+    cluster_with(count, &[]).await
+}
+
+/// The same, with extra flags for every node.
+async fn cluster_with(count: usize, extra: &[&str]) -> (Vec<Node>, TempDb) {
     let (_store, db) = TempDb::mysql().await; // creates the database and runs the migrations
     let TempDb::MySql { server, name } = &db else {
         unreachable!()
     };
     let db_url = format!("{server}/{name}");
     let prefix = format!("tidings-test-{name}");
+    let redis_url = redis_url();
     let mut nodes = Vec::new();
     for i in 0..count {
         let node_id = format!("node-{i}");
-        let args = [
+        let mut args = vec![
             "--redis-url",
-            &redis_url(),
+            &redis_url,
             "--redis-prefix",
             &prefix,
             "--node-id",
             &node_id,
         ];
+        args.extend_from_slice(extra);
         nodes.push(Node::start(free_addr(), &db_url, &args).await);
     }
     (nodes, db)
@@ -254,28 +261,8 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
 /// say goodbye) seen offline within the TTL plus five seconds.
 #[tokio::test]
 async fn presence_crosses_nodes_and_a_killed_nodes_users_go_offline() {
-    let (_store, db) = TempDb::mysql().await;
-    let TempDb::MySql { server, name } = &db else {
-        unreachable!()
-    };
-    let db_url = format!("{server}/{name}");
-    let prefix = format!("tidings-test-{name}");
     let ttl = 3.0;
-    let mut nodes = Vec::new();
-    for id in ["a", "b"] {
-        let ttl = ttl.to_string();
-        let args = [
-            "--redis-url",
-            &redis_url(),
-            "--redis-prefix",
-            &prefix,
-            "--node-id",
-            id,
-            "--presence-ttl-secs",
-            &ttl,
-        ];
-        nodes.push(Node::start(free_addr(), &db_url, &args).await);
-    }
+    let (mut nodes, db) = cluster_with(2, &["--presence-ttl-secs", &ttl.to_string()]).await;
     let (app_a, app_b) = (
         TestApp::attach(nodes[0].addr),
         TestApp::attach(nodes[1].addr),
