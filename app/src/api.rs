@@ -6,7 +6,7 @@
 //!
 //! Inputs are form-urlencoded (so the login form works before the WASM loads); replies are JSON.
 
-use crate::model::{Conversation, ConvId, HistoryPage, ParseError, Seq, UserRef};
+use crate::model::{ConvId, Conversation, HistoryPage, ParseError, Seq, UserRef};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
@@ -54,7 +54,10 @@ impl ApiError {
         Self::new(ApiErrorCode::Invalid, message)
     }
     pub fn unauthorized() -> Self {
-        Self::new(ApiErrorCode::Unauthorized, "not logged in: log in and try again")
+        Self::new(
+            ApiErrorCode::Unauthorized,
+            "not logged in: log in and try again",
+        )
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ApiErrorCode::Forbidden, message)
@@ -200,7 +203,9 @@ pub async fn add_member(conv: ConvId, username: String) -> Result<Conversation, 
     use crate::model::Username;
     ssr::respond(async move {
         let (backend, me) = ssr::current_user().await?;
-        backend.add_member(&me, conv, Username::parse(&username)?).await
+        backend
+            .add_member(&me, conv, Username::parse(&username)?)
+            .await
     })
     .await
 }
@@ -211,7 +216,9 @@ pub async fn remove_member(conv: ConvId, username: String) -> Result<Conversatio
     use crate::model::Username;
     ssr::respond(async move {
         let (backend, me) = ssr::current_user().await?;
-        backend.remove_member(&me, conv, Username::parse(&username)?).await
+        backend
+            .remove_member(&me, conv, Username::parse(&username)?)
+            .await
     })
     .await
 }
@@ -232,7 +239,9 @@ pub async fn rename_group(conv: ConvId, title: String) -> Result<Conversation, A
     use crate::model::GroupTitle;
     ssr::respond(async move {
         let (backend, me) = ssr::current_user().await?;
-        backend.rename_group(&me, conv, GroupTitle::parse(&title)?).await
+        backend
+            .rename_group(&me, conv, GroupTitle::parse(&title)?)
+            .await
     })
     .await
 }
@@ -264,7 +273,7 @@ pub async fn history(
 pub mod ssr {
     use super::{ApiError, ApiErrorCode};
     use crate::model::{
-        Conversation, ConvId, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
+        ConvId, Conversation, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
     };
     use http::{header, request::Parts, HeaderValue, StatusCode};
     use leptos::prelude::*;
@@ -298,8 +307,11 @@ pub mod ssr {
         /// Extra attributes for the session cookie (e.g. "; Secure").
         fn cookie_attributes(&self) -> &str;
         async fn conversations(&self, me: &UserRef) -> Result<Vec<Conversation>, ApiError>;
-        async fn open_direct(&self, me: &UserRef, other: Username)
-            -> Result<Conversation, ApiError>;
+        async fn open_direct(
+            &self,
+            me: &UserRef,
+            other: Username,
+        ) -> Result<Conversation, ApiError>;
         async fn create_group(
             &self,
             me: &UserRef,
@@ -382,7 +394,9 @@ pub mod ssr {
     }
 
     pub fn set_session_cookie(token: &str) {
-        let attrs = backend().map(|b| b.cookie_attributes().to_owned()).unwrap_or_default();
+        let attrs = backend()
+            .map(|b| b.cookie_attributes().to_owned())
+            .unwrap_or_default();
         set_cookie(&format!(
             "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{attrs}"
         ));
@@ -395,14 +409,19 @@ pub mod ssr {
     }
 
     fn set_cookie(value: &str) {
-        if let (Some(res), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+        if let (Some(res), Ok(value)) = (
+            use_context::<ResponseOptions>(),
+            HeaderValue::from_str(value),
+        ) {
             res.append_header(header::SET_COOKIE, value);
         }
     }
 
     /// Runs a server function's body and, on error, sets the HTTP status that matches the error.
     /// A plain HTML form post keeps the redirect back to the form instead, which shows the error.
-    pub async fn respond<T>(body: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    pub async fn respond<T>(
+        body: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
         let result = body.await;
         if let Err(e) = &result {
             if e.code == ApiErrorCode::Internal {
@@ -413,7 +432,9 @@ pub mod ssr {
                 .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
                 .unwrap_or(false);
             if let (false, Some(res)) = (from_form, use_context::<ResponseOptions>()) {
-                res.set_status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+                res.set_status(
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                );
             }
         }
         result

@@ -279,9 +279,22 @@ mod tests {
     #[test]
     fn bodies_refuse_blank_and_oversized() {
         assert_eq!(Body::parse("  \n ".into()), Err(ParseError::EmptyBody));
-        assert_eq!(Body::parse("é".repeat(MAX_BODY_CHARS + 1)), Err(ParseError::BodyTooLarge));
-        assert_eq!(Body::parse("é".repeat(MAX_BODY_CHARS)).unwrap().as_str().chars().count(), MAX_BODY_CHARS);
-        assert_eq!(Body::parse("<b>hi</b>".into()).unwrap().as_str(), "<b>hi</b>");
+        assert_eq!(
+            Body::parse("é".repeat(MAX_BODY_CHARS + 1)),
+            Err(ParseError::BodyTooLarge)
+        );
+        assert_eq!(
+            Body::parse("é".repeat(MAX_BODY_CHARS))
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            MAX_BODY_CHARS
+        );
+        assert_eq!(
+            Body::parse("<b>hi</b>".into()).unwrap().as_str(),
+            "<b>hi</b>"
+        );
     }
 
     #[test]

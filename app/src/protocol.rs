@@ -28,9 +28,14 @@ pub enum ClientFrame {
         cursors: BTreeMap<ConvId, Seq>,
     },
     /// "I have read up to `seq`" (read receipts).
-    Read { conv: ConvId, seq: Seq },
+    Read {
+        conv: ConvId,
+        seq: Seq,
+    },
     /// "I am typing in `conv`" (ephemeral; never stored).
-    Typing { conv: ConvId },
+    Typing {
+        conv: ConvId,
+    },
     Ping,
 }
 
@@ -50,7 +55,9 @@ mod cursor_keys {
             .into_iter()
             .map(|(key, seq)| match key.parse() {
                 Ok(id) => Ok((ConvId(id), seq)),
-                Err(_) => Err(D::Error::custom(format!("cursor key {key:?} is not a conversation id"))),
+                Err(_) => Err(D::Error::custom(format!(
+                    "cursor key {key:?} is not a conversation id"
+                ))),
             })
             .collect()
     }
@@ -61,7 +68,9 @@ mod cursor_keys {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame on every connection: who the session belongs to.
-    Hello { user: UserRef },
+    Hello {
+        user: UserRef,
+    },
     /// To the sending connection only, once the message is committed.
     Ack {
         client_id: String,
@@ -79,11 +88,21 @@ pub enum ServerFrame {
         removed: bool,
     },
     /// A member read up to `seq`.
-    Read { conv: ConvId, user: UserId, seq: Seq },
+    Read {
+        conv: ConvId,
+        user: UserId,
+        seq: Seq,
+    },
     /// A member is typing (lasts a few seconds unless repeated).
-    Typing { conv: ConvId, user: UserRef },
+    Typing {
+        conv: ConvId,
+        user: UserRef,
+    },
     /// A user who shares a conversation with you came online or went offline.
-    Presence { user: UserId, online: bool },
+    Presence {
+        user: UserId,
+        online: bool,
+    },
     /// The replay asked for by `sync` is complete; live frames follow.
     Synced,
     /// A refused frame. Nothing was stored and the connection stays open.
@@ -215,12 +234,21 @@ mod tests {
             seq: 3,
             at,
         });
-        assert_eq!(v, json!({"type":"ack","client_id":"c-1","conv":7,"id":42,"seq":3,"at":"2026-11-26T10:00:00Z"}));
+        assert_eq!(
+            v,
+            json!({"type":"ack","client_id":"c-1","conv":7,"id":42,"seq":3,"at":"2026-11-26T10:00:00Z"})
+        );
 
         let v = roundtrip_server(ServerFrame::error(ErrorCode::NotMember, "no", None));
-        assert_eq!(v, json!({"type":"error","code":"not_member","message":"no"}));
+        assert_eq!(
+            v,
+            json!({"type":"error","code":"not_member","message":"no"})
+        );
         let v = roundtrip_server(ServerFrame::Hello { user: alice() });
-        assert_eq!(v, json!({"type":"hello","user":{"id":1,"username":"alice"}}));
+        assert_eq!(
+            v,
+            json!({"type":"hello","user":{"id":1,"username":"alice"}})
+        );
         roundtrip_server(ServerFrame::Conversation {
             conversation: Conversation {
                 id: ConvId(7),
