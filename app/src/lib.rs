@@ -1,5 +1,6 @@
 //! Tidings' shared crate: the typed contract between browser and server (`model`, `protocol`,
-//! `api`) and the Leptos user interface (`ui`, plus the browser-only `client`).
+//! `api`), the client's delivery rules as plain data (`delivery`), and the Leptos user interface
+//! (`ui`, plus the browser-only `client`).
 //!
 //! Compiled twice: with `ssr` into the server binary and with `hydrate` into the WASM bundle.
 //! Never both at once. Server-only code sits behind `ssr`, browser-only code behind `hydrate`.
@@ -7,6 +8,7 @@
 pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod client;
+pub mod delivery;
 pub mod model;
 pub mod protocol;
 pub mod ui;

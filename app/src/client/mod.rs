@@ -1,8 +1,8 @@
 //! Browser-only code (compiled with the `hydrate` feature): the reconnecting WebSocket that feeds
 //! the chat state, and the localStorage that keeps the outbox across page reloads.
 //!
-//! The delivery rules themselves (cursors, gaps, outbox) live in [`crate::ui::state`], which has no
-//! browser dependencies; this module is only the plumbing to the browser.
+//! The delivery rules themselves (cursors, gaps, outbox) live in [`crate::delivery`], fed by the
+//! reactive state in [`crate::ui::state`]; this module is only the plumbing to the browser.
 
 pub mod socket;
 pub mod storage;

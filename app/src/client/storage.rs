@@ -2,8 +2,8 @@
 //! still sent afterwards, with the same `client_id`. One key per user, so that someone who logs in
 //! on the same browser never sends another person's messages.
 
+use crate::delivery::OutboxEntry;
 use crate::model::UserId;
-use crate::ui::state::OutboxEntry;
 use leptos::prelude::window;
 
 fn key(user: UserId) -> String {

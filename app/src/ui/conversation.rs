@@ -44,8 +44,7 @@ pub fn ConversationPane() -> impl IntoView {
 
     let conv = Memo::new(move |_| {
         let id = id.get()?;
-        chat.conversations
-            .with(|list| list.iter().find(|c| c.id == id).cloned())
+        chat.conversations.with(|inbox| inbox.get(id).cloned())
     });
     let title = move || conv.with(|c| c.as_ref().map(|c| c.title.clone()).unwrap_or_default());
     let me = chat.me_id();
@@ -145,13 +144,11 @@ fn MessageLog(
             .with(|m| m.values().cloned().collect::<Vec<_>>())
     };
     let pending = move || {
-        let id = id.get();
-        chat.outbox.with(|o| {
-            o.iter()
-                .filter(|e| Some(e.conv) == id)
-                .cloned()
-                .collect::<Vec<_>>()
-        })
+        let Some(id) = id.get() else {
+            return Vec::new();
+        };
+        chat.outbox
+            .with(|o| o.pending_in(id).cloned().collect::<Vec<_>>())
     };
     let me = chat.me_id();
     // "Seen": in a direct chat, the other person has read my latest message.

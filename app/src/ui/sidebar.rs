@@ -3,6 +3,7 @@
 
 use super::state::{use_chat, Chat};
 use crate::api::{CreateGroup, Logout, OpenDirect};
+use crate::delivery::unread;
 use crate::model::{ConvKind, Conversation};
 use leptos::html;
 use leptos::prelude::*;
@@ -147,14 +148,17 @@ fn show(chat: Chat, conv: Conversation, navigate: &impl Fn(&str, NavigateOptions
 #[component]
 fn ConversationList() -> impl IntoView {
     let chat = use_chat();
-    let rows = move || chat.conversations.get();
+    let rows = move || {
+        chat.conversations
+            .with(|inbox| inbox.iter().cloned().collect::<Vec<_>>())
+    };
     view! {
         <nav class="conversations" aria-label="Conversations">
             <Show when=move || chat.conversations.with(|c| c.is_empty())>
                 <p class="empty">"No conversations yet. Start a chat or create a group."</p>
             </Show>
             <ul>
-                <For each=rows key=|c| (c.id, c.last_seq, c.unread, c.title.clone()) let:conv>
+                <For each=rows key=|c| (c.id, c.last_seq, c.last_read_seq, c.title.clone()) let:conv>
                     <ConversationRow conv/>
                 </For>
             </ul>
@@ -186,7 +190,7 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
         .as_ref()
         .map(|m| super::conversation::clock(&m.at))
         .unwrap_or_default();
-    let unread = conv.unread;
+    let unread = unread(&conv);
     let desc_id = format!("conv-desc-{id}");
     view! {
         <li>

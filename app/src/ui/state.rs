@@ -1,35 +1,28 @@
-//! The chat's live state in the browser, and the delivery rules that keep it right.
+//! The chat's live state in the browser: the signals the views read, and the glue that feeds
+//! server frames through the delivery rules.
 //!
-//! [`Chat`] is a bundle of signals that the views read (conversation list, the open conversation's
-//! messages, the outbox, the connection status) plus the bookkeeping no view renders: the last
-//! `seq` held per conversation (the *cursors*) and messages that arrived ahead of a gap.
-//!
-//! Every server frame goes through [`Chat::on_frame`], which enforces the delivery contract:
-//! - a message whose seq we already hold is ignored (replays and live frames may overlap);
-//! - a message that skips a seq is parked and the gap is asked for with a `sync` for that
-//!   conversation; parked messages are applied once the gap is filled, so order is never broken;
-//! - a sent message stays in the outbox (shown as pending, saved in localStorage) until its `ack`,
-//!   and is re-sent with the same `client_id` after every reconnect; the server deduplicates.
+//! The rules themselves (cursors, gaps, parked messages, the outbox, unread counts) are plain
+//! types in [`crate::delivery`], tested there without a browser. [`Chat`] holds one of each and
+//! only does what they answer: show these messages, send this `sync`, save the outbox. Everything
+//! else here is state that exists for the views: the open conversation's messages, who is online
+//! or typing, what others have read.
 //!
 //! The same code is compiled on the server (for server-side rendering, where nothing connects and
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
 
 use crate::api;
-use crate::model::{ConvId, Conversation, Message, Seq, UserId, UserRef, MAX_BODY_CHARS};
+use crate::delivery::{Ack, Delivery, Inbox, Outbox, Step};
+use crate::model::{ConvId, Conversation, Message, Seq, UserId, UserRef};
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub use crate::delivery::OutboxEntry;
 
 /// Most messages kept for the open conversation; older ones are dropped from memory (and can be
 /// loaded again by scrolling up).
 pub const MAX_OPEN_MESSAGES: usize = 1000;
-/// Most messages parked ahead of a gap per conversation; past this we drop them and rely on the
-/// replay, which brings them again.
-const MAX_PARKED: usize = 1000;
-/// Most unsent messages the outbox holds.
-pub const MAX_OUTBOX: usize = 200;
 /// Messages per history page.
 pub const HISTORY_PAGE: u32 = 50;
 /// How long a "typing" hint lasts unless repeated, in milliseconds.
@@ -45,17 +38,6 @@ pub enum Link {
     Reconnecting,
 }
 
-/// A message the user sent that the server has not acknowledged yet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub client_id: String,
-    pub conv: ConvId,
-    pub body: String,
-    /// Set when the server refused it; the user may retry or discard it.
-    #[serde(default)]
-    pub failed: Option<String>,
-}
-
 /// Someone typing in a conversation, until `until` (milliseconds since the epoch).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Typist {
@@ -64,27 +46,12 @@ pub struct Typist {
     pub until: f64,
 }
 
-/// Delivery bookkeeping that no view renders.
-#[derive(Default)]
-struct Delivery {
-    /// The last seq held per conversation: everything up to it has been applied.
-    cursors: HashMap<ConvId, Seq>,
-    /// Messages that arrived after a gap, waiting for the gap to be filled.
-    parked: HashMap<ConvId, BTreeMap<Seq, Message>>,
-    /// Conversations whose gap we asked for and whose replay has not finished yet.
-    gap_asked: HashSet<ConvId>,
-    /// The highest seq we told the server we have read, per conversation.
-    read_sent: HashMap<ConvId, Seq>,
-    /// When we last told the server the user is typing (milliseconds since the epoch).
-    typing_sent_at: f64,
-}
-
 /// The chat page's state. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy)]
 pub struct Chat {
     pub me: StoredValue<UserRef>,
-    /// My conversations, newest activity first.
-    pub conversations: RwSignal<Vec<Conversation>>,
+    /// My conversations, newest activity first, with their (derived) unread counts.
+    pub conversations: RwSignal<Inbox>,
     /// The conversation shown in the message pane.
     pub open: RwSignal<Option<ConvId>>,
     /// The open conversation's messages by seq (a window of at most [`MAX_OPEN_MESSAGES`]).
@@ -94,7 +61,8 @@ pub struct Chat {
     pub loading_history: RwSignal<bool>,
     /// The open conversation's history could not be loaded.
     pub history_error: RwSignal<Option<String>>,
-    pub outbox: RwSignal<Vec<OutboxEntry>>,
+    /// My messages not shown as stored yet (pending, or refused).
+    pub outbox: RwSignal<Outbox>,
     pub link: RwSignal<Link>,
     /// Users known to be online (from `presence` frames).
     pub online: RwSignal<HashSet<UserId>>,
@@ -106,27 +74,31 @@ pub struct Chat {
     pub seen: RwSignal<HashMap<ConvId, HashMap<UserId, Seq>>>,
     /// The open conversation was taken away (I left or was removed): leave its page.
     pub removed_while_open: RwSignal<Option<ConvId>>,
+    /// Cursors, parked messages, gap requests: nothing a view renders.
     delivery: StoredValue<Delivery>,
+    /// When we last told the server the user is typing (milliseconds since the epoch).
+    typing_sent_at: StoredValue<f64>,
 }
 
 impl Chat {
     pub fn new(me: UserRef) -> Self {
         Chat {
-            me: StoredValue::new(me),
-            conversations: RwSignal::new(Vec::new()),
+            me: StoredValue::new(me.clone()),
+            conversations: RwSignal::new(Inbox::default()),
             open: RwSignal::new(None),
             messages: RwSignal::new(BTreeMap::new()),
             has_more: RwSignal::new(false),
             loading_history: RwSignal::new(false),
             history_error: RwSignal::new(None),
-            outbox: RwSignal::new(Vec::new()),
+            outbox: RwSignal::new(Outbox::default()),
             link: RwSignal::new(Link::Connecting),
             online: RwSignal::new(HashSet::new()),
             typing: RwSignal::new(Vec::new()),
             notice: RwSignal::new(None),
             seen: RwSignal::new(HashMap::new()),
             removed_while_open: RwSignal::new(None),
-            delivery: StoredValue::new(Delivery::default()),
+            delivery: StoredValue::new(Delivery::new(me)),
+            typing_sent_at: StoredValue::new(0.0),
         }
     }
 
@@ -136,70 +108,34 @@ impl Chat {
 
     // ----- the conversation list -------------------------------------------------------------
 
-    /// Replaces the list with the server's (on start and after every reconnect). Known cursors are
-    /// kept, so that the `sync` that follows replays what we missed; a new conversation starts at
-    /// its `last_seq` (its older messages come from history when it is opened).
-    pub fn set_conversations(&self, mut list: Vec<Conversation>) {
+    /// Replaces the list with the server's (on start and after every reconnect).
+    pub fn set_conversations(&self, list: Vec<Conversation>) {
+        self.delivery.update_value(|d| d.follow(&list));
         let open = self.open.get_untracked();
-        self.delivery.update_value(|d| {
-            let ids: HashSet<ConvId> = list.iter().map(|c| c.id).collect();
-            d.cursors.retain(|id, _| ids.contains(id));
-            d.parked.retain(|id, _| ids.contains(id));
-            for c in &list {
-                d.cursors.entry(c.id).or_insert(c.last_seq);
+        self.conversations.update(|inbox| {
+            inbox.replace(list);
+            // The open conversation is being read.
+            if let Some(c) = open.and_then(|id| inbox.get(id)) {
+                let (id, seq) = (c.id, c.last_seq);
+                inbox.mark_read(id, seq);
             }
         });
-        for c in &mut list {
-            if Some(c.id) == open {
-                c.unread = 0;
-            }
-        }
-        sort_newest_first(&mut list);
-        self.conversations.set(list);
     }
 
     /// Adds or updates one conversation (from `open_direct`, `create_group` or a `conversation`
     /// frame).
     pub fn upsert_conversation(&self, conv: Conversation) {
-        self.delivery.update_value(|d| {
-            d.cursors.entry(conv.id).or_insert(conv.last_seq);
-        });
-        self.conversations.update(|list| {
-            match list.iter_mut().find(|c| c.id == conv.id) {
-                Some(existing) => {
-                    // Keep what live messages taught us if the frame is older news.
-                    let keep_preview = existing.last_seq > conv.last_seq;
-                    let (last_seq, last_message, updated_at, unread) = (
-                        existing.last_seq,
-                        existing.last_message.clone(),
-                        existing.updated_at,
-                        existing.unread,
-                    );
-                    *existing = conv;
-                    if keep_preview {
-                        existing.last_seq = last_seq;
-                        existing.last_message = last_message;
-                        existing.updated_at = updated_at;
-                        existing.unread = unread;
-                    }
-                }
-                None => list.push(conv),
-            }
-            sort_newest_first(list);
-        });
+        self.delivery
+            .update_value(|d| d.track(conv.id, conv.last_seq));
+        self.conversations.update(|inbox| inbox.upsert(conv));
     }
 
     fn remove_conversation(&self, id: ConvId) {
-        self.delivery.update_value(|d| {
-            d.cursors.remove(&id);
-            d.parked.remove(&id);
-            d.gap_asked.remove(&id);
-        });
+        self.delivery.update_value(|d| d.forget(id));
         self.seen.update(|seen| {
             seen.remove(&id);
         });
-        self.conversations
-            .update(|list| list.retain(|c| c.id != id));
+        self.conversations.update(|inbox| inbox.remove(id));
         if self.open.get_untracked() == Some(id) {
             // The chat layout sees this and routes back to `/`.
             self.removed_while_open.set(Some(id));
@@ -232,9 +168,9 @@ impl Chat {
         self.messages.set(BTreeMap::new());
         self.has_more.set(false);
         self.history_error.set(None);
-        self.conversations.update(|list| {
-            if let Some(c) = list.iter_mut().find(|c| c.id == id) {
-                c.unread = 0;
+        self.conversations.update(|inbox| {
+            if let Some(seq) = inbox.get(id).map(|c| c.last_seq) {
+                inbox.mark_read(id, seq);
             }
         });
         self.load_history(id, None);
@@ -288,19 +224,16 @@ impl Chat {
         });
     }
 
-    /// Tells the server (and our other tabs) that we read `conv` up to `seq`, once per new seq.
+    /// I read `conv` up to `seq`: count it read here, and tell the server (and so my other tabs
+    /// and the other members), once per new seq.
     fn mark_read(&self, conv: ConvId, seq: Seq) {
-        let fresh = self.delivery.try_update_value(|d| {
-            let sent = d.read_sent.entry(conv).or_insert(0);
-            if seq > *sent {
-                *sent = seq;
-                true
-            } else {
-                false
-            }
-        });
-        if fresh == Some(true) {
-            platform::transmit(&ClientFrame::Read { conv, seq });
+        self.conversations
+            .maybe_update(|inbox| inbox.mark_read(conv, seq));
+        if let Some(Some(frame)) = self
+            .delivery
+            .try_update_value(|d| d.read_receipt(conv, seq))
+        {
+            platform::transmit(&frame);
         }
     }
 
@@ -309,68 +242,46 @@ impl Chat {
     /// Queues `body` for `conv` in the outbox and sends it if the socket is open. Returns an error
     /// for the person when the message cannot even be queued.
     pub fn send(&self, conv: ConvId, body: String) -> Result<(), String> {
-        if body.trim().is_empty() {
-            return Err("Type a message first.".into());
-        }
-        if body.chars().count() > MAX_BODY_CHARS {
-            return Err(format!(
-                "A message holds at most {MAX_BODY_CHARS} characters."
-            ));
-        }
-        if self.outbox.with_untracked(|o| o.len()) >= MAX_OUTBOX {
-            return Err("Too many unsent messages; wait for the connection to come back.".into());
-        }
-        let entry = OutboxEntry {
-            client_id: platform::new_client_id(),
-            conv,
-            body,
-            failed: None,
-        };
-        platform::transmit(&entry.frame());
-        self.change_outbox(|o| o.push(entry));
+        let client_id = platform::new_client_id();
+        let frame = self
+            .change_outbox(|o| o.queue(conv, client_id, body))
+            .unwrap_or_else(|| Err("The chat is closed.".into()))?;
+        platform::transmit(&frame);
         Ok(())
     }
 
     pub fn retry(&self, client_id: &str) {
-        let mut frame = None;
-        self.change_outbox(|o| {
-            if let Some(e) = o.iter_mut().find(|e| e.client_id == client_id) {
-                e.failed = None;
-                frame = Some(e.frame());
-            }
-        });
-        if let Some(frame) = frame {
+        if let Some(Some(frame)) = self.change_outbox(|o| o.retry(client_id)) {
             platform::transmit(&frame);
         }
     }
 
     pub fn discard(&self, client_id: &str) {
-        self.change_outbox(|o| o.retain(|e| e.client_id != client_id));
+        self.change_outbox(|o| o.take(client_id));
     }
 
     /// Restores the outbox saved by an earlier page (after a reload).
     pub fn restore_outbox(&self, saved: Vec<OutboxEntry>) {
-        let saved: Vec<_> = saved.into_iter().take(MAX_OUTBOX).collect();
-        self.outbox.set(saved);
+        self.outbox.set(Outbox::restore(saved));
     }
 
     /// Every change to the outbox goes through here so that localStorage always matches it.
-    fn change_outbox(&self, f: impl FnOnce(&mut Vec<OutboxEntry>)) {
-        self.outbox.update(f);
+    fn change_outbox<U>(&self, f: impl FnOnce(&mut Outbox) -> U) -> Option<U> {
+        let out = self.outbox.try_update(f);
         self.outbox
-            .with_untracked(|o| platform::save_outbox(self.me_id(), o));
+            .with_untracked(|o| platform::save_outbox(self.me_id(), o.entries()));
+        out
     }
 
     /// The user typed in `conv`: tell the others, at most every few seconds.
     pub fn user_is_typing(&self, conv: ConvId) {
         let now = platform::now_ms();
-        let due = self.delivery.try_update_value(|d| {
-            if now - d.typing_sent_at > TYPING_TTL_MS / 2.0 {
-                d.typing_sent_at = now;
-                true
-            } else {
-                false
+        let due = self.typing_sent_at.try_update_value(|sent_at| {
+            let due = now - *sent_at > TYPING_TTL_MS / 2.0;
+            if due {
+                *sent_at = now;
             }
+            due
         });
         if due == Some(true) {
             platform::transmit(&ClientFrame::Typing { conv });
@@ -397,19 +308,13 @@ impl Chat {
         let chat = *self;
         spawn_local(async move {
             chat.refresh_conversations().await;
-            let Some(cursors) = chat.delivery.try_update_value(|d| {
-                // A full sync replaces any gap request in flight.
-                d.gap_asked.clear();
-                d.cursors.iter().map(|(k, v)| (*k, *v)).collect()
-            }) else {
+            let Some(sync) = chat.delivery.try_update_value(|d| d.resync()) else {
                 return;
             };
-            platform::transmit(&ClientFrame::Sync { cursors });
+            platform::transmit(&sync);
             // Also re-announce how far we read the open conversation.
             if let Some(id) = chat.open.try_get_untracked().flatten() {
-                chat.delivery.update_value(|d| {
-                    d.read_sent.remove(&id);
-                });
+                chat.delivery.update_value(|d| d.forget_receipt(id));
                 if let Some(seq) = chat.messages.with_untracked(|m| m.keys().last().copied()) {
                     chat.mark_read(id, seq);
                 }
@@ -429,10 +334,8 @@ impl Chat {
 
     /// Sends every unacknowledged, unrefused message again, with its original `client_id`.
     fn resend_outbox(&self) {
-        for entry in self.outbox.get_untracked() {
-            if entry.failed.is_none() {
-                platform::transmit(&entry.frame());
-            }
+        for frame in self.outbox.with_untracked(Outbox::resend) {
+            platform::transmit(&frame);
         }
     }
 
@@ -446,11 +349,24 @@ impl Chat {
     pub fn on_frame(&self, frame: ServerFrame) {
         match frame {
             ServerFrame::Hello { .. } | ServerFrame::Pong => {}
-            ServerFrame::Message(m) => self.on_message(m),
-            ServerFrame::Ack { client_id, .. } => {
-                self.change_outbox(|o| o.retain(|e| e.client_id != client_id));
+            ServerFrame::Message(m) => self.deliver(|d, o| d.on_message(m, o)),
+            ServerFrame::Ack {
+                client_id,
+                conv,
+                id,
+                seq,
+                at,
+            } => {
+                let ack = Ack {
+                    client_id,
+                    conv,
+                    id,
+                    seq,
+                    at,
+                };
+                self.deliver(|d, o| d.on_ack(ack, o))
             }
-            ServerFrame::Synced => self.on_synced(),
+            ServerFrame::Synced => self.deliver(|d, _| d.on_synced()),
             ServerFrame::Conversation {
                 conversation,
                 removed,
@@ -464,11 +380,9 @@ impl Chat {
             ServerFrame::Error {
                 message, client_id, ..
             } => match client_id {
-                Some(id) => self.change_outbox(|o| {
-                    if let Some(e) = o.iter_mut().find(|e| e.client_id == id) {
-                        e.failed = Some(message);
-                    }
-                }),
+                Some(id) => {
+                    self.change_outbox(|o| o.refused(&id, message));
+                }
                 None => self.notice.set(Some(message)),
             },
             ServerFrame::Read { conv, user, seq } => {
@@ -479,12 +393,8 @@ impl Chat {
                     });
                 } else {
                     // Another tab of mine read it.
-                    self.conversations.update(|list| {
-                        if let Some(c) = list.iter_mut().find(|c| c.id == conv) {
-                            c.last_read_seq = c.last_read_seq.max(seq);
-                            c.unread = (c.last_seq - c.last_read_seq).max(0);
-                        }
-                    });
+                    self.conversations
+                        .maybe_update(|inbox| inbox.mark_read(conv, seq));
                 }
             }
             ServerFrame::Typing { conv, user } => {
@@ -506,127 +416,41 @@ impl Chat {
         }
     }
 
-    /// The delivery rule for one message: ignore what we hold, park what comes after a gap (and ask
-    /// for the gap), apply what comes next in order.
-    fn on_message(&self, m: Message) {
-        enum Verdict {
-            Apply(Vec<Message>),
-            Unknown(Message),
-            AskGap(Seq),
-            Nothing,
-        }
-        let conv = m.conv;
-        let verdict = self
-            .delivery
-            .try_update_value(|d| match d.cursors.get(&conv).copied() {
-                None => {
-                    d.cursors.insert(conv, m.seq);
-                    Verdict::Unknown(m)
-                }
-                Some(held) if m.seq <= held => Verdict::Nothing,
-                Some(held) if m.seq == held + 1 => {
-                    let mut ready = vec![m];
-                    let mut next = held + 2;
-                    if let Some(parked) = d.parked.get_mut(&conv) {
-                        while let Some(p) = parked.remove(&next) {
-                            ready.push(p);
-                            next += 1;
-                        }
-                        // Anything parked at or below the new cursor is a duplicate now.
-                        parked.retain(|seq, _| *seq >= next);
-                    }
-                    d.cursors.insert(conv, next - 1);
-                    Verdict::Apply(ready)
-                }
-                Some(held) => {
-                    let parked = d.parked.entry(conv).or_default();
-                    if parked.len() < MAX_PARKED {
-                        parked.insert(m.seq, m);
-                    }
-                    if d.gap_asked.insert(conv) {
-                        Verdict::AskGap(held)
-                    } else {
-                        Verdict::Nothing
-                    }
-                }
-            });
-        match verdict {
-            Some(Verdict::Apply(ready)) => {
-                for m in ready {
-                    self.apply(m);
-                }
-            }
-            Some(Verdict::Unknown(m)) => {
-                // A conversation we have not heard of (its `conversation` frame may still be on
-                // its way): show the message and fetch the list for its title.
-                self.apply(m);
-                spawn_local(self.refresh_conversations());
-            }
-            Some(Verdict::AskGap(held)) => {
-                let cursors = BTreeMap::from([(conv, held)]);
-                platform::transmit(&ClientFrame::Sync { cursors });
-            }
-            Some(Verdict::Nothing) | None => {}
-        }
-    }
-
-    /// After a replay: a conversation still holding parked messages has a gap the replay did not
-    /// fill (the messages came live while it ran), so ask once more.
-    fn on_synced(&self) {
-        let again: BTreeMap<ConvId, Seq> = self
-            .delivery
-            .try_update_value(|d| {
-                d.gap_asked.clear();
-                let mut again = BTreeMap::new();
-                for (conv, parked) in &d.parked {
-                    if !parked.is_empty() {
-                        if let Some(held) = d.cursors.get(conv) {
-                            again.insert(*conv, *held);
-                        }
-                    }
-                }
-                d.gap_asked.extend(again.keys().copied());
-                again
+    /// Runs one delivery rule and does what it answers: show messages, ask for a gap, fetch the
+    /// list. The outbox is saved only when the rule changed it.
+    fn deliver(&self, rule: impl FnOnce(&mut Delivery, &mut Outbox) -> Step) {
+        let Some(Some((step, outbox_changed))) = self.delivery.try_update_value(|d| {
+            self.outbox.try_maybe_update(|o| {
+                let before = o.entries().len();
+                let step = rule(d, o);
+                let changed = o.entries().len() != before;
+                (changed, (step, changed))
             })
-            .unwrap_or_default();
-        if !again.is_empty() {
-            platform::transmit(&ClientFrame::Sync { cursors: again });
+        }) else {
+            return;
+        };
+        if outbox_changed {
+            self.outbox
+                .with_untracked(|o| platform::save_outbox(self.me_id(), o.entries()));
+        }
+        if let Some(frame) = step.sync_frame() {
+            platform::transmit(&frame);
+        }
+        for m in step.show {
+            self.show(m);
+        }
+        if step.refresh_list {
+            spawn_local(self.refresh_conversations());
         }
     }
 
-    /// Shows a message that is next in order: list preview, unread count, the open pane, outbox.
-    fn apply(&self, m: Message) {
-        let mine = m.sender.id == self.me_id();
+    /// Shows a message that is next in order: list preview, read position, the open pane.
+    fn show(&self, m: Message) {
+        let me = self.me_id();
         let is_open = self.open.get_untracked() == Some(m.conv);
-        if mine {
-            let id = m.client_id.clone();
-            if self
-                .outbox
-                .with_untracked(|o| o.iter().any(|e| e.client_id == id))
-            {
-                self.change_outbox(|o| o.retain(|e| e.client_id != id));
-            }
-        }
         self.typing
             .update(|t| t.retain(|x| !(x.conv == m.conv && x.user.id == m.sender.id)));
-        self.conversations.update(|list| {
-            if let Some(c) = list.iter_mut().find(|c| c.id == m.conv) {
-                // A replayed message the server's list already counted is not news.
-                let news = m.seq > c.last_seq;
-                if news {
-                    c.last_seq = m.seq;
-                    c.updated_at = m.at;
-                    c.last_message = Some(m.clone());
-                }
-                if is_open || mine {
-                    c.last_read_seq = c.last_read_seq.max(m.seq);
-                    c.unread = 0;
-                } else if news {
-                    c.unread += 1;
-                }
-                sort_newest_first(list);
-            }
-        });
+        self.conversations.update(|inbox| inbox.record(&m, me));
         if is_open {
             let (conv, seq) = (m.conv, m.seq);
             let mut trimmed = false;
@@ -645,20 +469,6 @@ impl Chat {
     }
 }
 
-impl OutboxEntry {
-    fn frame(&self) -> ClientFrame {
-        ClientFrame::Send {
-            conv: self.conv,
-            client_id: self.client_id.clone(),
-            body: self.body.clone(),
-        }
-    }
-}
-
-fn sort_newest_first(list: &mut [Conversation]) {
-    list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
-}
-
 /// Provides the chat state to the components below.
 pub fn provide_chat(chat: Chat) {
     provide_context(chat);
@@ -669,8 +479,6 @@ pub fn use_chat() -> Chat {
     expect_context::<Chat>()
 }
 
-/// The browser calls the state needs. In the browser they reach the socket, localStorage, the clock
-/// and the router; during server-side rendering nothing is connected, so they do nothing.
 #[cfg(feature = "hydrate")]
 mod platform {
     pub use crate::client::socket::transmit;
@@ -726,9 +534,9 @@ mod platform {
 
 #[cfg(all(test, not(feature = "hydrate")))]
 mod tests {
+    //! The reactive layer only: the rules themselves are tested in `crate::delivery`.
     use super::*;
     use crate::model::{ConvKind, MessageId};
-    use crate::protocol::ErrorCode;
     use chrono::{TimeZone, Utc};
 
     const CONV: ConvId = ConvId(7);
@@ -788,180 +596,111 @@ mod tests {
             .with_untracked(|m| m.keys().copied().collect())
     }
 
+    fn unread(chat: &Chat) -> i64 {
+        chat.conversations
+            .with_untracked(|i| crate::delivery::unread(i.get(CONV).unwrap()))
+    }
+
     fn sent() -> Vec<ClientFrame> {
         platform::SENT.with(|s| s.borrow_mut().drain(..).collect())
     }
 
-    fn syncs(frames: &[ClientFrame]) -> Vec<BTreeMap<ConvId, Seq>> {
-        frames
-            .iter()
-            .filter_map(|f| match f {
-                ClientFrame::Sync { cursors } => Some(cursors.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
-    fn messages_in_order_are_shown_once() {
-        let chat = chat_at(2);
-        for seq in [3, 4, 4, 2, 5] {
-            chat.on_frame(message(seq, 2));
-        }
-        assert_eq!(shown(&chat), [3, 4, 5]);
-        let c = chat.conversations.get_untracked();
-        assert_eq!(c[0].last_seq, 5);
-        assert_eq!(c[0].last_message.as_ref().unwrap().body, "m5");
-        assert!(syncs(&sent()).is_empty());
-    }
-
-    #[test]
-    fn a_gap_is_asked_for_once_and_filled_in_order() {
-        let chat = chat_at(1);
-        chat.on_frame(message(4, 2));
-        chat.on_frame(message(5, 2));
-        assert!(
-            shown(&chat).is_empty(),
-            "nothing after a gap is shown before the gap"
-        );
-        assert_eq!(syncs(&sent()), [BTreeMap::from([(CONV, 1)])]);
-        // The replay fills the gap; the parked messages follow in order; duplicates are dropped.
-        for seq in [2, 3, 4, 5] {
-            chat.on_frame(message(seq, 2));
-        }
-        chat.on_frame(ServerFrame::Synced);
-        assert_eq!(shown(&chat), [2, 3, 4, 5]);
-        assert!(syncs(&sent()).is_empty());
-    }
-
-    #[test]
-    fn a_gap_left_after_a_replay_is_asked_for_again() {
+    fn frames_reach_the_pane_the_list_and_the_server() {
         let chat = chat_at(1);
         chat.on_frame(message(3, 2));
-        chat.on_frame(ServerFrame::Synced);
-        assert_eq!(
-            syncs(&sent()),
-            [BTreeMap::from([(CONV, 1)]), BTreeMap::from([(CONV, 1)])]
+        assert!(shown(&chat).is_empty());
+        assert!(
+            matches!(&sent()[..], [ClientFrame::Sync { cursors }] if cursors[&CONV] == 1),
+            "the gap is asked for"
         );
+        chat.on_frame(message(2, 2));
+        assert_eq!(shown(&chat), [2, 3]);
+        let c = chat
+            .conversations
+            .with_untracked(|i| i.get(CONV).cloned().unwrap());
+        assert_eq!(c.last_message.as_ref().unwrap().body, "m3");
+        // The open conversation is read as it comes, and the server is told.
+        assert_eq!(unread(&chat), 0);
+        assert!(sent().contains(&ClientFrame::Read { conv: CONV, seq: 3 }));
     }
 
     #[test]
     fn unread_counts_grow_only_for_conversations_not_open() {
         let chat = chat_at(0);
         chat.on_frame(message(1, 2));
-        assert_eq!(chat.conversations.get_untracked()[0].unread, 0);
+        assert_eq!(unread(&chat), 0);
         chat.close_conversation();
         chat.on_frame(message(2, 2));
         chat.on_frame(message(3, 2));
-        assert_eq!(chat.conversations.get_untracked()[0].unread, 2);
-        // My own message means I have read the conversation.
-        chat.on_frame(message(4, 1));
-        assert_eq!(chat.conversations.get_untracked()[0].unread, 0);
-    }
-
-    #[test]
-    fn a_replay_does_not_count_unread_messages_twice() {
-        let chat = chat_at(1);
-        chat.close_conversation();
-        // Reconnected: the fresh list already says 3 unread up to seq 4; the replay brings 2..4.
-        let mut fresh = conversation(4);
-        fresh.last_read_seq = 1;
-        fresh.unread = 3;
-        chat.set_conversations(vec![fresh]);
-        for seq in [2, 3, 4, 5] {
-            chat.on_frame(message(seq, 2));
-        }
-        let c = &chat.conversations.get_untracked()[0];
-        assert_eq!((c.last_seq, c.unread), (5, 4));
-    }
-
-    #[test]
-    fn read_receipts_mark_what_others_saw_and_what_my_other_tabs_read() {
-        let chat = chat_at(0);
-        chat.close_conversation();
-        for seq in 1..=3 {
-            chat.on_frame(message(seq, 2));
-        }
-        chat.on_frame(ServerFrame::Read {
-            conv: CONV,
-            user: UserId(2),
-            seq: 2,
-        });
-        chat.on_frame(ServerFrame::Read {
-            conv: CONV,
-            user: UserId(2),
-            seq: 1,
-        });
-        assert_eq!(chat.seen.get_untracked()[&CONV][&UserId(2)], 2);
-        assert_eq!(chat.conversations.get_untracked()[0].unread, 3);
-        // Another tab of mine read up to 2: one unread left.
+        assert_eq!(unread(&chat), 2);
+        // Another tab of mine read up to 2.
         chat.on_frame(ServerFrame::Read {
             conv: CONV,
             user: UserId(1),
             seq: 2,
         });
-        assert_eq!(chat.conversations.get_untracked()[0].unread, 1);
+        assert_eq!(unread(&chat), 1);
+        // My own message means I have read the conversation.
+        chat.on_frame(message(4, 1));
+        assert_eq!(unread(&chat), 0);
     }
 
     #[test]
-    fn the_outbox_holds_a_message_until_its_ack_and_keeps_refusals() {
+    fn others_read_receipts_feed_seen() {
+        let chat = chat_at(0);
+        for seq in [2, 1] {
+            chat.on_frame(ServerFrame::Read {
+                conv: CONV,
+                user: UserId(2),
+                seq,
+            });
+        }
+        assert_eq!(chat.seen.get_untracked()[&CONV][&UserId(2)], 2);
+    }
+
+    #[test]
+    fn a_sent_message_is_pending_until_its_ack_shows_it() {
         let chat = chat_at(0);
         assert!(chat.send(CONV, "   ".into()).is_err());
         chat.send(CONV, "hello".into()).unwrap();
-        chat.send(CONV, "world".into()).unwrap();
-        let outbox = chat.outbox.get_untracked();
-        assert_eq!(outbox.len(), 2);
-        let (first, second) = (outbox[0].client_id.clone(), outbox[1].client_id.clone());
-
-        // Reconnecting re-sends both with the same client ids.
-        sent();
-        chat.resend_outbox();
-        let resent: Vec<_> = sent()
-            .into_iter()
-            .filter_map(|f| match f {
-                ClientFrame::Send { client_id, .. } => Some(client_id),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(resent, [first.clone(), second.clone()]);
-
+        let id = chat
+            .outbox
+            .with_untracked(|o| o.entries()[0].client_id.clone());
+        assert!(matches!(&sent()[..], [ClientFrame::Send { client_id, .. }] if *client_id == id));
         chat.on_frame(ServerFrame::Ack {
-            client_id: first.clone(),
+            client_id: id,
             conv: CONV,
             id: MessageId(1),
             seq: 1,
             at: Utc.timestamp_opt(1_700_000_100, 0).unwrap(),
         });
-        chat.on_frame(ServerFrame::error(
-            ErrorCode::TooLarge,
-            "too long",
-            Some(second.clone()),
-        ));
-        let outbox = chat.outbox.get_untracked();
-        assert_eq!(outbox.len(), 1);
-        assert_eq!(outbox[0].failed.as_deref(), Some("too long"));
-
-        chat.retry(&second);
-        assert_eq!(chat.outbox.get_untracked()[0].failed, None);
-        assert!(
-            matches!(&sent()[..], [ClientFrame::Send { client_id, .. }] if *client_id == second)
-        );
-        chat.discard(&second);
-        assert!(chat.outbox.get_untracked().is_empty());
-    }
-
-    #[test]
-    fn my_message_arriving_before_its_ack_clears_the_outbox() {
-        let chat = chat_at(0);
-        chat.send(CONV, "hi".into()).unwrap();
-        let id = chat.outbox.get_untracked()[0].client_id.clone();
-        let ServerFrame::Message(mut m) = message(1, 1) else {
-            unreachable!()
-        };
-        m.client_id = id;
-        chat.on_frame(ServerFrame::Message(m));
-        assert!(chat.outbox.get_untracked().is_empty());
+        assert!(chat.outbox.with_untracked(Outbox::is_empty));
         assert_eq!(shown(&chat), [1]);
+        assert_eq!(
+            chat.messages.with_untracked(|m| m[&1].body.clone()),
+            "hello"
+        );
+        // Refused, retried, discarded.
+        chat.send(CONV, "again".into()).unwrap();
+        let id = chat
+            .outbox
+            .with_untracked(|o| o.entries()[0].client_id.clone());
+        chat.on_frame(ServerFrame::error(
+            crate::protocol::ErrorCode::RateLimited,
+            "slow down",
+            Some(id.clone()),
+        ));
+        assert_eq!(
+            chat.outbox
+                .with_untracked(|o| o.entries()[0].failed.clone()),
+            Some("slow down".into())
+        );
+        sent();
+        chat.retry(&id);
+        assert_eq!(sent().len(), 1);
+        chat.discard(&id);
+        assert!(chat.outbox.with_untracked(Outbox::is_empty));
     }
 
     #[test]

@@ -1,0 +1,799 @@
+//! The client's delivery rules, as plain data: no signals, no browser, no I/O.
+//!
+//! A client that keeps the contract of PROTOCOL.md ("Delivery rules a client relies on") needs to
+//! remember three things, one type each:
+//!
+//! - [`Delivery`]: per conversation, the highest seq it holds (the *cursor*), messages that
+//!   arrived ahead of a gap (*parked*), and which gaps it asked for. Given a server frame it answers
+//!   with a [`Step`]: the messages that are now next in order (to show, oldest first) and the `sync`
+//!   to send, if any. A message whose seq is already held is ignored; one that skips a seq is parked
+//!   and the gap asked for once; parked messages follow as soon as the gap is filled.
+//! - [`Outbox`]: what the user sent that is not shown as stored yet. An entry stays until its
+//!   message is shown (it came back as a `message`, or its `ack` turned it into one) and is re-sent
+//!   with its original `client_id` after every reconnect; the server stores it once.
+//! - [`Inbox`]: the conversation list: newest activity first, each one's last message and how far
+//!   I have read it. The unread count is derived from those ([`unread`]), never stored apart.
+//!
+//! The browser's reactive state (`ui::state::Chat`) holds one of each and does what the [`Step`]
+//! says; the unit tests below drive them directly.
+
+use crate::model::{
+    ConvId, Conversation, Message, MessageId, Seq, UserId, UserRef, MAX_BODY_CHARS,
+};
+use crate::protocol::ClientFrame;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Most messages parked ahead of a gap per conversation; past this we drop them and rely on the
+/// replay, which brings them again.
+const MAX_PARKED: usize = 1000;
+/// Most unsent messages the outbox holds.
+pub const MAX_OUTBOX: usize = 200;
+
+// ----- what one frame means ----------------------------------------------------------------------
+
+/// What the client should do after a frame.
+#[derive(Debug, Default, PartialEq)]
+#[must_use]
+pub struct Step {
+    /// Messages that are now next in order, oldest first: show them (list preview, open pane).
+    pub show: Vec<Message>,
+    /// Ask the server to replay what comes after these cursors (a gap to fill).
+    pub sync: Option<BTreeMap<ConvId, Seq>>,
+    /// A message named a conversation this client does not know yet: fetch the list.
+    pub refresh_list: bool,
+}
+
+impl Step {
+    /// The `sync` frame to send, if the step asks for one.
+    pub fn sync_frame(&self) -> Option<ClientFrame> {
+        self.sync.as_ref().map(|cursors| ClientFrame::Sync {
+            cursors: cursors.clone(),
+        })
+    }
+}
+
+/// The server's `ack`: my message `client_id` is stored as `conv`/`seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub client_id: String,
+    pub conv: ConvId,
+    pub id: MessageId,
+    pub seq: Seq,
+    pub at: DateTime<Utc>,
+}
+
+// ----- cursors and gaps ------------------------------------------------------------------------
+
+/// Cursors, parked messages and gap requests: everything about *which* messages the client holds.
+#[derive(Debug)]
+pub struct Delivery {
+    me: UserRef,
+    /// The last seq held per conversation: everything up to it has been shown.
+    cursors: HashMap<ConvId, Seq>,
+    /// Messages that arrived after a gap, waiting for the gap to be filled.
+    parked: HashMap<ConvId, BTreeMap<Seq, Message>>,
+    /// Conversations whose gap we asked for and whose replay has not finished yet.
+    gap_asked: HashSet<ConvId>,
+    /// The highest seq we told the server we have read, per conversation.
+    read_sent: HashMap<ConvId, Seq>,
+}
+
+impl Delivery {
+    pub fn new(me: UserRef) -> Self {
+        Delivery {
+            me,
+            cursors: HashMap::new(),
+            parked: HashMap::new(),
+            gap_asked: HashSet::new(),
+            read_sent: HashMap::new(),
+        }
+    }
+
+    pub fn me(&self) -> &UserRef {
+        &self.me
+    }
+
+    /// Follows exactly the conversations of a fresh list (on start and after every reconnect).
+    /// Known cursors are kept, so the `sync` that follows replays what we missed; a new
+    /// conversation starts at its `last_seq` (its older messages come from history when opened).
+    pub fn follow(&mut self, list: &[Conversation]) {
+        let ids: HashSet<ConvId> = list.iter().map(|c| c.id).collect();
+        self.cursors.retain(|id, _| ids.contains(id));
+        self.parked.retain(|id, _| ids.contains(id));
+        self.gap_asked.retain(|id| ids.contains(id));
+        for c in list {
+            self.track(c.id, c.last_seq);
+        }
+    }
+
+    /// Starts following one conversation at `last_seq`, unless it is followed already.
+    pub fn track(&mut self, conv: ConvId, last_seq: Seq) {
+        self.cursors.entry(conv).or_insert(last_seq);
+    }
+
+    /// Stops following a conversation (I left it or was removed).
+    pub fn forget(&mut self, conv: ConvId) {
+        self.cursors.remove(&conv);
+        self.parked.remove(&conv);
+        self.gap_asked.remove(&conv);
+        self.read_sent.remove(&conv);
+    }
+
+    /// The highest seq held in `conv`, if it is followed.
+    pub fn cursor(&self, conv: ConvId) -> Option<Seq> {
+        self.cursors.get(&conv).copied()
+    }
+
+    /// A freshly opened connection: ask for everything after every cursor. A full sync replaces
+    /// any gap request in flight.
+    pub fn resync(&mut self) -> ClientFrame {
+        self.gap_asked.clear();
+        ClientFrame::Sync {
+            cursors: self.cursors.iter().map(|(k, v)| (*k, *v)).collect(),
+        }
+    }
+
+    /// A `message` frame: ignore what we hold, park what comes after a gap (and ask for the gap
+    /// once), show what comes next in order together with anything parked right behind it.
+    pub fn on_message(&mut self, m: Message, outbox: &mut Outbox) -> Step {
+        let conv = m.conv;
+        let mut step = Step::default();
+        match self.cursor(conv) {
+            None => {
+                // A conversation we have not heard of (its `conversation` frame may still be on its
+                // way): show the message and fetch the list for its title.
+                self.cursors.insert(conv, m.seq);
+                step.show.push(m);
+                step.refresh_list = true;
+            }
+            Some(held) if m.seq <= held => {}
+            Some(held) if m.seq == held + 1 => {
+                step.show.push(m);
+                let mut next = held + 2;
+                if let Some(parked) = self.parked.get_mut(&conv) {
+                    while let Some(p) = parked.remove(&next) {
+                        step.show.push(p);
+                        next += 1;
+                    }
+                    // Anything parked at or below the new cursor is a duplicate now.
+                    parked.retain(|seq, _| *seq >= next);
+                }
+                self.cursors.insert(conv, next - 1);
+            }
+            Some(held) => {
+                let parked = self.parked.entry(conv).or_default();
+                if parked.len() < MAX_PARKED {
+                    parked.entry(m.seq).or_insert(m);
+                }
+                if self.gap_asked.insert(conv) {
+                    step.sync = Some(BTreeMap::from([(conv, held)]));
+                }
+            }
+        }
+        // My messages leave the outbox once they are shown as stored.
+        for m in &step.show {
+            if m.sender.id == self.me.id {
+                outbox.take(&m.client_id);
+            }
+        }
+        step
+    }
+
+    /// An `ack` for a message of mine. The server may not send that message back to this
+    /// connection, so the ack and the outbox entry together *are* the message (sender me, body
+    /// from the entry, seq/id/time from the ack), under exactly the rules of a `message` frame
+    /// with that seq; a `message` frame for it that comes anyway is then a duplicate.
+    pub fn on_ack(&mut self, ack: Ack, outbox: &mut Outbox) -> Step {
+        let held = self.cursor(ack.conv);
+        if held.is_some_and(|held| ack.seq <= held) {
+            // Already shown (its `message` frame came first): it is stored, nothing is pending.
+            outbox.take(&ack.client_id);
+            return Step::default();
+        }
+        let Some(entry) = outbox.get(&ack.client_id) else {
+            // Not ours to rebuild (the outbox forgot it): fetch it like any gap.
+            return match held {
+                Some(held) if self.gap_asked.insert(ack.conv) => Step {
+                    sync: Some(BTreeMap::from([(ack.conv, held)])),
+                    ..Step::default()
+                },
+                Some(_) => Step::default(),
+                None => Step {
+                    refresh_list: true,
+                    ..Step::default()
+                },
+            };
+        };
+        let message = Message {
+            conv: ack.conv,
+            seq: ack.seq,
+            id: ack.id,
+            client_id: ack.client_id,
+            sender: self.me.clone(),
+            body: entry.body.clone(),
+            at: ack.at,
+        };
+        self.on_message(message, outbox)
+    }
+
+    /// `synced`: the replay is complete. A conversation still holding parked messages has a gap
+    /// the replay did not fill (they came live while it ran), so ask once more.
+    pub fn on_synced(&mut self) -> Step {
+        self.gap_asked.clear();
+        let mut again = BTreeMap::new();
+        for (conv, parked) in &self.parked {
+            if !parked.is_empty() {
+                if let Some(held) = self.cursors.get(conv) {
+                    again.insert(*conv, *held);
+                }
+            }
+        }
+        self.gap_asked.extend(again.keys().copied());
+        Step {
+            sync: (!again.is_empty()).then_some(again),
+            ..Step::default()
+        }
+    }
+
+    /// The `read` receipt to send for having read `conv` up to `seq`: once per new seq.
+    pub fn read_receipt(&mut self, conv: ConvId, seq: Seq) -> Option<ClientFrame> {
+        let sent = self.read_sent.entry(conv).or_insert(0);
+        (seq > *sent).then(|| {
+            *sent = seq;
+            ClientFrame::Read { conv, seq }
+        })
+    }
+
+    /// Forgets which receipt went out for `conv`, so the next one is sent even if not newer (a new
+    /// connection re-announces how far the open conversation was read).
+    pub fn forget_receipt(&mut self, conv: ConvId) {
+        self.read_sent.remove(&conv);
+    }
+}
+
+// ----- the outbox ------------------------------------------------------------------------------
+
+/// A message the user sent that is not shown as stored yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub client_id: String,
+    pub conv: ConvId,
+    pub body: String,
+    /// Set when the server refused it; the user may retry or discard it.
+    #[serde(default)]
+    pub failed: Option<String>,
+}
+
+impl OutboxEntry {
+    /// The `send` frame for this entry (the same `client_id` every time).
+    pub fn frame(&self) -> ClientFrame {
+        ClientFrame::Send {
+            conv: self.conv,
+            client_id: self.client_id.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// Unacknowledged messages, oldest first. Saved in localStorage by the browser so that a reload
+/// still sends them (see `client::storage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outbox {
+    entries: Vec<OutboxEntry>,
+}
+
+impl Outbox {
+    /// The outbox an earlier page saved.
+    pub fn restore(saved: Vec<OutboxEntry>) -> Self {
+        Outbox {
+            entries: saved.into_iter().take(MAX_OUTBOX).collect(),
+        }
+    }
+
+    pub fn entries(&self) -> &[OutboxEntry] {
+        &self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries of one conversation, oldest first.
+    pub fn pending_in(&self, conv: ConvId) -> impl Iterator<Item = &OutboxEntry> {
+        self.entries.iter().filter(move |e| e.conv == conv)
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<&OutboxEntry> {
+        self.entries.iter().find(|e| e.client_id == client_id)
+    }
+
+    /// Queues `body` for `conv` under a fresh `client_id` and returns the frame to send. The
+    /// error is for the person when the message cannot even be queued.
+    pub fn queue(
+        &mut self,
+        conv: ConvId,
+        client_id: String,
+        body: String,
+    ) -> Result<ClientFrame, String> {
+        if body.trim().is_empty() {
+            return Err("Type a message first.".into());
+        }
+        if body.chars().count() > MAX_BODY_CHARS {
+            return Err(format!(
+                "A message holds at most {MAX_BODY_CHARS} characters."
+            ));
+        }
+        if self.entries.len() >= MAX_OUTBOX {
+            return Err("Too many unsent messages; wait for the connection to come back.".into());
+        }
+        let entry = OutboxEntry {
+            client_id,
+            conv,
+            body,
+            failed: None,
+        };
+        let frame = entry.frame();
+        self.entries.push(entry);
+        Ok(frame)
+    }
+
+    /// Removes an entry (its message is shown as stored, or the user discarded it).
+    pub fn take(&mut self, client_id: &str) -> Option<OutboxEntry> {
+        let at = self.entries.iter().position(|e| e.client_id == client_id)?;
+        Some(self.entries.remove(at))
+    }
+
+    /// The server refused an entry: keep it, with the reason, until retried or discarded.
+    pub fn refused(&mut self, client_id: &str, reason: String) -> bool {
+        match self.entries.iter_mut().find(|e| e.client_id == client_id) {
+            Some(e) => {
+                e.failed = Some(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Clears a refusal and returns the frame to send again.
+    pub fn retry(&mut self, client_id: &str) -> Option<ClientFrame> {
+        let e = self.entries.iter_mut().find(|e| e.client_id == client_id)?;
+        e.failed = None;
+        Some(e.frame())
+    }
+
+    /// The frames to send after a reconnect: every entry not refused, with its original id.
+    pub fn resend(&self) -> Vec<ClientFrame> {
+        self.entries
+            .iter()
+            .filter(|e| e.failed.is_none())
+            .map(OutboxEntry::frame)
+            .collect()
+    }
+}
+
+// ----- the conversation list ---------------------------------------------------------------------
+
+/// How many messages of `c` I have not read: what came after my read position. My own messages
+/// move my read position (writing means having read), so only others' messages count.
+pub fn unread(c: &Conversation) -> i64 {
+    (c.last_seq - c.last_read_seq).max(0)
+}
+
+/// My conversations, newest activity first, with what live messages and receipts taught us since
+/// the server's list was fetched.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inbox {
+    list: Vec<Conversation>,
+}
+
+impl Inbox {
+    pub fn iter(&self) -> impl Iterator<Item = &Conversation> {
+        self.list.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn get(&self, id: ConvId) -> Option<&Conversation> {
+        self.list.iter().find(|c| c.id == id)
+    }
+
+    /// Everything unread, for the window title.
+    pub fn total_unread(&self) -> i64 {
+        self.list.iter().map(unread).sum()
+    }
+
+    /// Replaces the list with the server's. A read position never moves backwards: reads this
+    /// page made may not be stored yet when the list was read.
+    pub fn replace(&mut self, mut list: Vec<Conversation>) {
+        for c in &mut list {
+            if let Some(old) = self.get(c.id) {
+                c.last_read_seq = c.last_read_seq.max(old.last_read_seq);
+            }
+        }
+        self.list = list;
+        self.sort();
+    }
+
+    /// Adds or updates one conversation (from `open_direct`, `create_group`, a group change or a
+    /// `conversation` frame).
+    pub fn upsert(&mut self, mut conv: Conversation) {
+        match self.list.iter_mut().find(|c| c.id == conv.id) {
+            Some(existing) => {
+                // Keep what live messages taught us if the update is older news.
+                if existing.last_seq > conv.last_seq {
+                    conv.last_seq = existing.last_seq;
+                    conv.last_message = existing.last_message.take();
+                    conv.updated_at = existing.updated_at;
+                }
+                conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
+                *existing = conv;
+            }
+            None => self.list.push(conv),
+        }
+        self.sort();
+    }
+
+    pub fn remove(&mut self, id: ConvId) {
+        self.list.retain(|c| c.id != id);
+    }
+
+    /// A message shown in order: it becomes the preview if it is news (a replayed message the
+    /// server's list already counted is not). Mine means I have read the conversation.
+    pub fn record(&mut self, m: &Message, me: UserId) {
+        let Some(c) = self.list.iter_mut().find(|c| c.id == m.conv) else {
+            return;
+        };
+        if m.seq > c.last_seq {
+            c.last_seq = m.seq;
+            c.updated_at = m.at;
+            c.last_message = Some(m.clone());
+        }
+        if m.sender.id == me {
+            c.last_read_seq = c.last_read_seq.max(m.seq);
+        }
+        self.sort();
+    }
+
+    /// I have read `conv` up to `seq` (here or in another tab). False when that is not news.
+    pub fn mark_read(&mut self, conv: ConvId, seq: Seq) -> bool {
+        match self.list.iter_mut().find(|c| c.id == conv) {
+            Some(c) if seq > c.last_read_seq => {
+                c.last_read_seq = seq;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn sort(&mut self) {
+        self.list
+            .sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConvKind;
+    use chrono::TimeZone;
+
+    const CONV: ConvId = ConvId(7);
+    const ALICE: UserId = UserId(1);
+
+    fn user(id: i64) -> UserRef {
+        UserRef {
+            id: UserId(id),
+            username: if id == 1 { "alice" } else { "bob" }.into(),
+        }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn conversation(id: ConvId, last_seq: Seq) -> Conversation {
+        Conversation {
+            id,
+            kind: ConvKind::Direct,
+            title: "bob".into(),
+            members: vec![user(1), user(2)],
+            last_seq,
+            last_read_seq: last_seq,
+            unread: 0,
+            last_message: None,
+            updated_at: at(id.0),
+        }
+    }
+
+    /// Message `seq` of CONV, from user `from`.
+    fn message(seq: Seq, from: i64) -> Message {
+        Message {
+            conv: CONV,
+            seq,
+            id: MessageId(100 + seq),
+            client_id: format!("x-{seq}"),
+            sender: user(from),
+            body: format!("m{seq}"),
+            at: at(seq),
+        }
+    }
+
+    /// Alice's delivery state, following CONV at `last_seq`.
+    fn alice_at(last_seq: Seq) -> (Delivery, Outbox) {
+        let mut d = Delivery::new(user(1));
+        d.follow(&[conversation(CONV, last_seq)]);
+        (d, Outbox::default())
+    }
+
+    fn seqs(step: &Step) -> Vec<Seq> {
+        step.show.iter().map(|m| m.seq).collect()
+    }
+
+    fn ack(client_id: &str, seq: Seq) -> Ack {
+        Ack {
+            client_id: client_id.into(),
+            conv: CONV,
+            id: MessageId(100 + seq),
+            seq,
+            at: at(seq),
+        }
+    }
+
+    #[test]
+    fn messages_in_order_are_shown_once() {
+        let (mut d, mut o) = alice_at(2);
+        let mut shown = Vec::new();
+        for seq in [3, 4, 4, 2, 5] {
+            let step = d.on_message(message(seq, 2), &mut o);
+            assert_eq!(step.sync, None);
+            shown.extend(seqs(&step));
+        }
+        assert_eq!(shown, [3, 4, 5]);
+        assert_eq!(d.cursor(CONV), Some(5));
+    }
+
+    #[test]
+    fn a_gap_is_asked_for_once_and_filled_in_order() {
+        let (mut d, mut o) = alice_at(1);
+        let step = d.on_message(message(4, 2), &mut o);
+        assert!(
+            step.show.is_empty(),
+            "nothing after a gap is shown before the gap"
+        );
+        assert_eq!(step.sync, Some(BTreeMap::from([(CONV, 1)])));
+        assert_eq!(d.on_message(message(5, 2), &mut o), Step::default());
+        // The replay fills the gap; the parked messages follow in order; duplicates are dropped.
+        assert_eq!(seqs(&d.on_message(message(2, 2), &mut o)), [2]);
+        assert_eq!(seqs(&d.on_message(message(3, 2), &mut o)), [3, 4, 5]);
+        assert_eq!(d.on_message(message(4, 2), &mut o), Step::default());
+        assert_eq!(d.on_synced(), Step::default());
+        assert_eq!(d.cursor(CONV), Some(5));
+    }
+
+    #[test]
+    fn a_gap_left_after_a_replay_is_asked_for_again() {
+        let (mut d, mut o) = alice_at(1);
+        let first = d.on_message(message(3, 2), &mut o);
+        assert_eq!(first.sync, Some(BTreeMap::from([(CONV, 1)])));
+        assert_eq!(d.on_synced().sync, Some(BTreeMap::from([(CONV, 1)])));
+        // A full resync (new connection) carries every cursor.
+        assert_eq!(
+            d.resync(),
+            ClientFrame::Sync {
+                cursors: BTreeMap::from([(CONV, 1)])
+            }
+        );
+    }
+
+    #[test]
+    fn a_message_of_an_unknown_conversation_is_shown_and_the_list_fetched() {
+        let (mut d, mut o) = alice_at(0);
+        let mut m = message(9, 2);
+        m.conv = ConvId(8);
+        let step = d.on_message(m, &mut o);
+        assert_eq!((seqs(&step), step.refresh_list), (vec![9], true));
+        assert_eq!(d.cursor(ConvId(8)), Some(9));
+        // Following a fresh list keeps known cursors and drops conversations no longer in it.
+        d.follow(&[conversation(ConvId(8), 12)]);
+        assert_eq!((d.cursor(ConvId(8)), d.cursor(CONV)), (Some(9), None));
+    }
+
+    #[test]
+    fn the_outbox_holds_a_message_until_it_is_shown_and_keeps_refusals() {
+        let (mut d, mut o) = alice_at(0);
+        assert!(o.queue(CONV, "c-0".into(), "   ".into()).is_err());
+        assert!(o
+            .queue(CONV, "c-0".into(), "é".repeat(MAX_BODY_CHARS + 1))
+            .is_err());
+        let frame = o.queue(CONV, "c-1".into(), "hello".into()).unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Send {
+                conv: CONV,
+                client_id: "c-1".into(),
+                body: "hello".into()
+            }
+        );
+        o.queue(CONV, "c-2".into(), "world".into()).unwrap();
+
+        // Reconnecting re-sends both with the same client ids.
+        let resent: Vec<_> = o
+            .resend()
+            .into_iter()
+            .map(|f| match f {
+                ClientFrame::Send { client_id, .. } => client_id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(resent, ["c-1", "c-2"]);
+
+        let step = d.on_ack(ack("c-1", 1), &mut o);
+        assert_eq!(seqs(&step), [1]);
+        assert!(o.refused("c-2", "too long".into()));
+        assert_eq!(o.entries().len(), 1);
+        assert_eq!(o.entries()[0].failed.as_deref(), Some("too long"));
+        assert!(
+            o.resend().is_empty(),
+            "a refused message waits for the person"
+        );
+
+        assert!(
+            matches!(o.retry("c-2"), Some(ClientFrame::Send { client_id, .. }) if client_id == "c-2")
+        );
+        assert_eq!(o.entries()[0].failed, None);
+        assert!(o.take("c-2").is_some());
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn an_ack_becomes_my_message_under_the_cursor_rules() {
+        let (mut d, mut o) = alice_at(3);
+        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        let step = d.on_ack(ack("c-1", 4), &mut o);
+        assert_eq!(step.sync, None);
+        let [m] = &step.show[..] else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            (m.seq, m.id, &m.body, &m.sender, &m.client_id, m.at),
+            (
+                4,
+                MessageId(104),
+                &"hi".to_owned(),
+                &user(1),
+                &"c-1".to_owned(),
+                at(4)
+            )
+        );
+        assert!(o.is_empty(), "shown as stored: no longer pending");
+        assert_eq!(d.cursor(CONV), Some(4));
+        // The server's `message` for it (before the server stops echoing it) is a duplicate.
+        let mut echo = message(4, 1);
+        echo.client_id = "c-1".into();
+        assert_eq!(d.on_message(echo, &mut o), Step::default());
+        // So is the same ack again (a re-send after a reconnect is answered with the first ack).
+        assert_eq!(d.on_ack(ack("c-1", 4), &mut o), Step::default());
+    }
+
+    #[test]
+    fn an_ack_after_a_gap_is_parked_and_the_gap_asked_for() {
+        let (mut d, mut o) = alice_at(3);
+        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        // Seq 4 (Bob's) has not reached us yet.
+        let step = d.on_ack(ack("c-1", 5), &mut o);
+        assert!(step.show.is_empty());
+        assert_eq!(step.sync, Some(BTreeMap::from([(CONV, 3)])));
+        assert_eq!(o.entries().len(), 1, "still pending until it can be shown");
+        // The replay brings 4 and (before the server change) 5 as well: both shown once, in order.
+        assert_eq!(seqs(&d.on_message(message(4, 2), &mut o)), [4, 5]);
+        assert!(o.is_empty());
+        let mut echo = message(5, 1);
+        echo.client_id = "c-1".into();
+        assert_eq!(d.on_message(echo, &mut o), Step::default());
+    }
+
+    #[test]
+    fn my_message_arriving_before_its_ack_clears_the_outbox() {
+        let (mut d, mut o) = alice_at(0);
+        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        let mut m = message(1, 1);
+        m.client_id = "c-1".into();
+        assert_eq!(seqs(&d.on_message(m, &mut o)), [1]);
+        assert!(o.is_empty());
+        assert_eq!(d.on_ack(ack("c-1", 1), &mut o), Step::default());
+    }
+
+    #[test]
+    fn an_ack_the_outbox_forgot_is_fetched_like_a_gap() {
+        let (mut d, mut o) = alice_at(3);
+        let step = d.on_ack(ack("gone", 4), &mut o);
+        assert_eq!(
+            (step.show.len(), step.sync),
+            (0, Some(BTreeMap::from([(CONV, 3)])))
+        );
+        assert_eq!(d.on_ack(ack("gone-too", 5), &mut o), Step::default());
+    }
+
+    #[test]
+    fn read_receipts_go_out_once_per_new_seq() {
+        let (mut d, _) = alice_at(0);
+        assert_eq!(
+            d.read_receipt(CONV, 2),
+            Some(ClientFrame::Read { conv: CONV, seq: 2 })
+        );
+        assert_eq!(d.read_receipt(CONV, 2), None);
+        assert_eq!(d.read_receipt(CONV, 1), None);
+        d.forget_receipt(CONV);
+        assert!(d.read_receipt(CONV, 2).is_some());
+    }
+
+    #[test]
+    fn unread_is_derived_and_counts_only_others_messages() {
+        let mut inbox = Inbox::default();
+        let mut other = conversation(ConvId(8), 0);
+        other.updated_at = at(100);
+        inbox.replace(vec![conversation(CONV, 2), other]);
+        assert_eq!(inbox.iter().next().unwrap().id, ConvId(8));
+        for seq in 3..=5 {
+            inbox.record(&message(seq, 2), ALICE);
+        }
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 3);
+        assert_eq!(inbox.total_unread(), 3);
+        // Another tab of mine read up to 4: one left; then I reply, which reads everything.
+        assert!(inbox.mark_read(CONV, 4));
+        assert!(!inbox.mark_read(CONV, 3), "never backwards");
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 1);
+        let mut reply = message(6, 1);
+        reply.at = at(200);
+        inbox.record(&reply, ALICE);
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 0);
+        assert_eq!(
+            inbox.iter().next().unwrap().id,
+            CONV,
+            "newest activity first"
+        );
+    }
+
+    #[test]
+    fn a_replay_does_not_count_unread_messages_twice() {
+        let mut inbox = Inbox::default();
+        inbox.replace(vec![conversation(CONV, 1)]);
+        // Reconnected: the fresh list already says 3 unread up to seq 4; the replay brings 2..5.
+        let mut fresh = conversation(CONV, 4);
+        fresh.last_read_seq = 1;
+        inbox.replace(vec![fresh]);
+        for seq in 2..=5 {
+            inbox.record(&message(seq, 2), ALICE);
+        }
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((c.last_seq, unread(c)), (5, 4));
+        assert_eq!(c.last_message.as_ref().unwrap().body, "m5");
+    }
+
+    #[test]
+    fn older_news_does_not_undo_what_live_messages_taught() {
+        let mut inbox = Inbox::default();
+        inbox.replace(vec![conversation(CONV, 1)]);
+        inbox.record(&message(2, 2), ALICE);
+        inbox.mark_read(CONV, 2);
+        // A rename announced with the list as it was before message 2, and a stale read position.
+        let mut renamed = conversation(CONV, 1);
+        renamed.title = "renamed".into();
+        renamed.last_read_seq = 0;
+        inbox.upsert(renamed);
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((c.title.as_str(), c.last_seq, unread(c)), ("renamed", 2, 0));
+        assert_eq!(c.last_message.as_ref().unwrap().seq, 2);
+        // A fresh list never moves my read position back either.
+        let mut stale = conversation(CONV, 2);
+        stale.last_read_seq = 0;
+        inbox.replace(vec![stale]);
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 0);
+        inbox.remove(CONV);
+        assert!(inbox.is_empty());
+    }
+}
