@@ -1,6 +1,12 @@
 //! Accounts and sessions: argon2 password hashes, random session tokens stored only as hashes,
 //! and a small limiter against password guessing.
 //!
+//! Argon2 is slow and memory-hard on purpose (about 19 MiB and tens of milliseconds per hash), so
+//! it is also the cheapest way for a stranger to exhaust a server: a burst of sign-ups or logins
+//! run side by side on blocking threads once took 2.35 GB. Every hash and check therefore runs on
+//! a [`HashPool`]: a fixed set of threads (one per core) behind a short queue; when the queue is
+//! full the request is refused at once (`rate_limited`) instead of piling up.
+//!
 //! Owns the crypto; the rows themselves are the store's. Nothing here touches HTTP.
 
 use argon2::password_hash::{
@@ -10,14 +16,14 @@ use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a session lasts without logging in again.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Hashes a password with argon2id and a random salt. Slow on purpose: call it off the async
-/// threads (`spawn_blocking`).
+/// Hashes a password with argon2id and a random salt. Slow on purpose: run it on a [`HashPool`].
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
@@ -51,6 +57,65 @@ pub fn new_token() -> String {
 /// What the database keeps instead of the token: a leaked table does not yield live sessions.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The pool's queue is full: too many password hashes are waiting. Answered as `rate_limited`.
+#[derive(Debug, thiserror::Error)]
+#[error("the server is busy checking passwords; retry in a moment")]
+pub struct Busy;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed number of threads that run password work, fed by a bounded queue.
+///
+/// Why not `spawn_blocking`: tokio's blocking pool grows to hundreds of threads, each of which
+/// would hold its own 19 MiB argon2 block at once, and the allocator keeps what they freed. Here
+/// at most `threads` blocks exist at any time, and a full queue refuses work instead of letting
+/// it wait unboundedly.
+#[derive(Clone)]
+pub struct HashPool {
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl HashPool {
+    /// Starts `threads` workers (at least one) behind a queue of `queue` waiting jobs.
+    pub fn new(threads: usize, queue: usize) -> HashPool {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    // One worker waits in `recv` while the others wait for the lock: same effect
+                    // as a shared queue. The pool ends when its sender is dropped.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .expect("starting a password-hashing thread");
+        }
+        HashPool { jobs }
+    }
+
+    /// Runs `work` on the pool and waits for its result, or answers [`Busy`] at once when the
+    /// queue is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.jobs.try_send(job).map_err(|_| Busy)?;
+        result.await.map_err(|_| Busy)
+    }
 }
 
 /// Counts failed logins per key (an account, an address) in a fixed window.
@@ -114,6 +179,30 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(token_hash(&a), a);
         assert_eq!(token_hash(&a), token_hash(&a));
+    }
+
+    #[tokio::test]
+    async fn the_hash_pool_refuses_work_beyond_its_queue() {
+        let pool = HashPool::new(1, 1);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Mutex::new(hold);
+        // The one worker is busy until released; one job may wait; the next is refused.
+        let p = pool.clone();
+        let busy = tokio::spawn(async move {
+            p.run(move || {
+                let _ = hold.lock().unwrap().recv();
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let p = pool.clone();
+        let waiting = tokio::spawn(async move { p.run(|| 2).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(pool.run(|| 3).await, Err(Busy)));
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), 2);
+        assert_eq!(pool.run(|| 4).await.unwrap(), 4);
     }
 
     #[test]

@@ -26,8 +26,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn blocking_failed(e: tokio::task::JoinError) -> ApiError {
-    ApiError::internal(format!("password check failed: {e}"))
+impl From<auth::Busy> for ApiError {
+    fn from(e: auth::Busy) -> Self {
+        ApiError::new(ApiErrorCode::RateLimited, e.to_string())
+    }
 }
 
 impl AppState {
@@ -143,9 +145,10 @@ impl Backend for AppState {
         username: Username,
         password: Password,
     ) -> Result<(UserRef, String), ApiError> {
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(password.expose()))
-            .await
-            .map_err(blocking_failed)?
+        let hash = self
+            .hashes
+            .run(move || auth::hash_password(password.expose()))
+            .await?
             .map_err(|e| ApiError::internal(format!("could not hash the password: {e}")))?;
         let user = self.store.create_user(&username, &hash).await?;
         tracing::info!(user = %user.username, "registered");
@@ -171,11 +174,10 @@ impl Backend for AppState {
         let found = self.store.user_with_hash(username).await?;
         let stored = found.as_ref().map(|(_, hash)| hash.clone());
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            auth::verify_password(&password, stored.as_deref())
-        })
-        .await
-        .map_err(blocking_failed)?;
+        let ok = self
+            .hashes
+            .run(move || auth::verify_password(&password, stored.as_deref()))
+            .await?;
         match found {
             Some((user, _)) if ok => {
                 self.account_limiter.clear(&account_key);

@@ -10,7 +10,7 @@
 //! locally, reconnects with backoff, and then closes its connections with 4003 "resync" so that
 //! every client catches up from the database. Owns the Redis connections; never touches the store.
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Skip};
 use crate::presence::{Presence, PresenceNote};
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
@@ -73,18 +73,22 @@ pub struct RedisBus {
 impl Bus {
     /// Delivers `frame` to every member of `conv`, on every node. Never waits.
     pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
-        self.publish_except(conv, frame, None);
+        self.publish_skipping(conv, frame, Skip::Nobody);
     }
 
-    /// The same, skipping the member `except`.
-    pub fn publish_except(&self, conv: ConvId, frame: &ServerFrame, except: Option<UserId>) {
+    /// The same, leaving out `skip` (a user everywhere, or one connection of this node).
+    pub fn publish_skipping(&self, conv: ConvId, frame: &ServerFrame, skip: Skip) {
         let payload = frame.to_json();
         match self {
-            Bus::Local(hub) => hub.publish_payload(conv, payload.into(), except),
+            Bus::Local(hub) => hub.publish_payload(conv, payload.into(), skip),
             Bus::Redis(bus) => {
                 bus.hub
-                    .publish_payload(conv, Utf8Bytes::from(payload.as_str()), except);
-                let except = except.map_or(0, |u| u.0);
+                    .publish_payload(conv, Utf8Bytes::from(payload.as_str()), skip);
+                // A skipped connection lives on this node only; other nodes deliver to all.
+                let except = match skip {
+                    Skip::User(user) => user.0,
+                    Skip::Nobody | Skip::Conn(_) => 0,
+                };
                 bus.send(Topic::Conv(conv), &format!("{except} {payload}"));
             }
         }
@@ -243,9 +247,11 @@ impl RedisBus {
                 let Some((except, frame)) = payload.split_once(' ') else {
                     return;
                 };
-                let except = except.parse().ok().filter(|id| *id != 0).map(UserId);
-                self.hub
-                    .publish_payload(conv, Utf8Bytes::from(frame), except)
+                let skip = match except.parse() {
+                    Ok(0) | Err(_) => Skip::Nobody,
+                    Ok(id) => Skip::User(UserId(id)),
+                };
+                self.hub.publish_payload(conv, Utf8Bytes::from(frame), skip)
             }
             Topic::User(user) => match serde_json::from_str::<UserNote>(payload) {
                 Ok(note) => apply(&self.hub, user, &note),

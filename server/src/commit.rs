@@ -1,14 +1,15 @@
-//! The write path of a message: persist, then acknowledge, then publish.
+//! The write path of a message: persist, then hand over to fan-out.
 //!
 //! One task owns it. Sends from every connection queue up in a bounded channel; the task takes
 //! whatever has piled up (up to `max_batch`) and stores it in ONE transaction (group commit), so
-//! under load the database does one fsync for many messages. Only after the commit does each
-//! sender get its `ack` and each conversation its `message` frames — in commit order, which is
-//! seq order, so live delivery on this node never reorders a conversation.
+//! under load the database does one fsync for many messages. Only after the commit does the
+//! batch go to the [`Fanout`] stage, in commit order, which is seq order, so live delivery on
+//! this node never reorders a conversation. While fan-out serializes and queues frames on
+//! other cores, this task is already committing the next batch.
 //!
-//! Owns no state of its own: the store assigns seqs, the bus (and through it the hub) delivers.
+//! Owns no state of its own: the store assigns seqs, the fan-out stage acks and publishes.
 
-use crate::bus::Bus;
+use crate::fanout::{Committed, Fanout};
 use crate::hub::Conn;
 use crate::store::{Appended, NewMessage, Store};
 use app::protocol::{ErrorCode, ServerFrame};
@@ -43,11 +44,11 @@ pub struct Stopped;
 
 impl Committer {
     /// Starts the commit task. It ends when every `Committer` clone has been dropped.
-    pub fn spawn(store: Store, bus: Bus, max_batch: usize) -> Committer {
+    pub fn spawn(store: Store, fanout: Fanout, max_batch: usize) -> Committer {
         let max_batch = max_batch.max(1);
         let (queue, rx) = mpsc::channel(max_batch * 4);
         let stats = Arc::new(CommitStats::default());
-        tokio::spawn(run(rx, store, bus, max_batch, stats.clone()));
+        tokio::spawn(run(rx, store, fanout, max_batch, stats.clone()));
         Committer { queue, stats }
     }
 
@@ -64,7 +65,7 @@ impl Committer {
 async fn run(
     mut rx: mpsc::Receiver<Pending>,
     store: Store,
-    bus: Bus,
+    fanout: Fanout,
     max_batch: usize,
     stats: Arc<CommitStats>,
 ) {
@@ -76,11 +77,12 @@ async fn run(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         match store.append(&messages).await {
             Ok(results) => {
-                for (pending, result) in batch.drain(..).zip(results) {
-                    if let Some(message) = acknowledge(&stats, pending, result) {
-                        bus.publish(message.conv, &ServerFrame::Message(message));
-                    }
-                }
+                let committed: Vec<Committed> = batch
+                    .drain(..)
+                    .zip(results)
+                    .filter_map(|(pending, result)| settle(&stats, pending, result))
+                    .collect();
+                fanout.hand_over(committed).await;
             }
             Err(e) => {
                 // Nothing of this batch was stored. The senders' clients keep the messages in
@@ -99,47 +101,40 @@ async fn run(
     }
 }
 
-/// Answers the sender; returns the message if it is new and must be published.
-fn acknowledge(
-    stats: &CommitStats,
-    pending: Pending,
-    result: Appended,
-) -> Option<app::model::Message> {
+/// Counts the outcome; refusals are answered here (they have nothing to order), stored and
+/// duplicate messages go on to fan-out.
+fn settle(stats: &CommitStats, pending: Pending, result: Appended) -> Option<Committed> {
     let client_id = pending.message.client_id;
-    let ack = |m: &app::model::Message| ServerFrame::Ack {
-        client_id: m.client_id.clone(),
-        conv: m.conv,
-        id: m.id,
-        seq: m.seq,
-        at: m.at,
+    let refuse = |code, message: &str| {
+        pending
+            .reply_to
+            .push_frame(&ServerFrame::error(code, message, Some(client_id.clone())));
+        None
     };
     match result {
         Appended::Stored(message) => {
             stats.stored.fetch_add(1, Ordering::Relaxed);
-            pending.reply_to.push_frame(&ack(&message));
-            Some(message)
+            Some(Committed {
+                sender: pending.reply_to,
+                message,
+                fresh: true,
+            })
         }
         // Already stored and fanned out once: the sender only needs the original ack again.
         Appended::Duplicate(message) => {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
-            pending.reply_to.push_frame(&ack(&message));
-            None
+            Some(Committed {
+                sender: pending.reply_to,
+                message,
+                fresh: false,
+            })
         }
-        Appended::NotMember => {
-            pending.reply_to.push_frame(&ServerFrame::error(
-                ErrorCode::NotMember,
-                "you are not a member of this conversation",
-                Some(client_id),
-            ));
-            None
-        }
+        Appended::NotMember => refuse(
+            ErrorCode::NotMember,
+            "you are not a member of this conversation",
+        ),
         Appended::UnknownConversation => {
-            pending.reply_to.push_frame(&ServerFrame::error(
-                ErrorCode::UnknownConversation,
-                "no such conversation",
-                Some(client_id),
-            ));
-            None
+            refuse(ErrorCode::UnknownConversation, "no such conversation")
         }
     }
 }

@@ -69,6 +69,16 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
 
+    /// Threads that hash and check passwords (argon2, ~19 MiB each while working); 0 means one
+    /// per core.
+    #[arg(long, env = "TIDINGS_HASH_THREADS", default_value_t = 0)]
+    pub hash_threads: usize,
+
+    /// Password checks that may wait for a hashing thread; beyond this, register and login
+    /// answer `rate_limited` at once.
+    #[arg(long, env = "TIDINGS_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
+
     /// Log filter, in RUST_LOG syntax.
     #[arg(
         long,
@@ -85,6 +95,14 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    /// How many password-hashing threads to run.
+    pub fn hash_threads(&self) -> usize {
+        match self.hash_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Defaults for an embedded server on `database_url` (used by tests and tools).

@@ -12,10 +12,28 @@ use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Why the hub asks a connection to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its queue overflowed: the client reads slower than its conversations talk.
+    SlowConsumer,
+    /// This node may have missed frames from other nodes (Redis came back): catch up.
+    Resync,
+}
+
+/// The one signal a connection's task waits on besides its socket and queue. One token per
+/// connection rather than one per reason: the task pins a single wait for the whole connection.
+#[derive(Debug, Default)]
+struct Closing {
+    token: CancellationToken,
+    /// 0 while open, else `CloseReason as u8 + 1`; the first reason wins.
+    reason: AtomicU8,
+}
 
 /// One live connection as the hub sees it: where to put its frames, and how to make it close.
 #[derive(Clone, Debug)]
@@ -23,8 +41,7 @@ pub struct Conn {
     pub id: u64,
     pub user: UserId,
     queue: mpsc::Sender<Utf8Bytes>,
-    slow: CancellationToken,
-    resync: CancellationToken,
+    closing: Arc<Closing>,
 }
 
 impl Conn {
@@ -32,7 +49,7 @@ impl Conn {
     /// to close (it will reconnect and catch up from the database) rather than slow anyone else.
     pub fn push(&self, payload: Utf8Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(payload) {
-            self.slow.cancel();
+            self.close(CloseReason::SlowConsumer);
         }
     }
 
@@ -40,16 +57,46 @@ impl Conn {
         self.push(frame.to_json().into());
     }
 
-    /// Resolves once the connection has been declared a slow consumer.
-    pub async fn too_slow(&self) {
-        self.slow.cancelled().await
+    /// Asks the connection's task to close for `reason` (the first reason asked wins).
+    pub fn close(&self, reason: CloseReason) {
+        let code = match reason {
+            CloseReason::SlowConsumer => 1,
+            CloseReason::Resync => 2,
+        };
+        if self
+            .closing
+            .reason
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.closing.token.cancel();
+        }
     }
 
-    /// Resolves once the node asks its clients to reconnect and catch up (it may have missed
-    /// frames from other nodes while Redis was away).
-    pub async fn must_resync(&self) {
-        self.resync.cancelled().await
+    /// Resolves once the hub has asked the connection to close. Owned, so that the connection's
+    /// task can pin it once for its whole life instead of registering a waiter per loop turn.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closing.token.clone().cancelled_owned()
     }
+
+    /// Why the connection was asked to close, if it was.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.closing.reason.load(Ordering::Acquire) {
+            1 => Some(CloseReason::SlowConsumer),
+            2 => Some(CloseReason::Resync),
+            _ => None,
+        }
+    }
+}
+
+/// Whom a publish leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    Nobody,
+    /// Every connection of this user (a presence frame is not for its subject).
+    User(UserId),
+    /// This one connection (a sender's own connection has its ack instead of the message).
+    Conn(u64),
 }
 
 /// Counters for `/metrics`.
@@ -108,7 +155,7 @@ impl Hub {
     pub fn resync_all(&self) {
         let inner = self.lock();
         for conn in inner.conns.values().flatten() {
-            conn.resync.cancel();
+            conn.close(CloseReason::Resync);
         }
     }
 
@@ -121,8 +168,7 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
             queue,
-            slow: CancellationToken::new(),
-            resync: CancellationToken::new(),
+            closing: Arc::default(),
         };
         self.stats
             .connections_opened
@@ -204,22 +250,40 @@ impl Hub {
 
     /// Sends `frame` to every local connection of every member of `conv`, serialized once.
     pub fn publish(&self, conv: ConvId, frame: &ServerFrame) {
-        self.publish_payload(conv, frame.to_json().into(), None);
+        self.publish_payload(conv, frame.to_json().into(), Skip::Nobody);
     }
 
-    /// The same with a ready payload, skipping `except` (a presence frame is not for its subject).
-    pub fn publish_payload(&self, conv: ConvId, payload: Utf8Bytes, except: Option<UserId>) {
+    /// The same with a ready payload, leaving out `skip`.
+    pub fn publish_payload(&self, conv: ConvId, payload: Utf8Bytes, skip: Skip) {
         let inner = self.lock();
-        if let Some(room) = inner.rooms.get(&conv) {
-            let members = room.iter().copied().filter(|u| Some(*u) != except);
-            self.send_to_users(&inner, members, &payload);
+        let Some(room) = inner.rooms.get(&conv) else {
+            return;
+        };
+        let mut queued = 0;
+        for user in room {
+            if skip == Skip::User(*user) {
+                continue;
+            }
+            for conn in inner.conns.get(user).into_iter().flatten() {
+                if skip != Skip::Conn(conn.id) {
+                    conn.push(payload.clone());
+                    queued += 1;
+                }
+            }
         }
+        self.stats
+            .frames_queued
+            .fetch_add(queued, Ordering::Relaxed);
     }
 
     /// Sends `frame` to every local connection of `user`.
     pub fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
+        let payload: Utf8Bytes = frame.to_json().into();
         let inner = self.lock();
-        self.send_to_users(&inner, std::iter::once(user), &frame.to_json().into());
+        for conn in inner.conns.get(&user).into_iter().flatten() {
+            conn.push(payload.clone());
+            self.stats.frames_queued.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// `user` joined `conv`: if they are connected here, messages in it now reach them.
@@ -279,20 +343,6 @@ impl Hub {
         (inner.conns.values().map(Vec::len).sum(), inner.conns.len())
     }
 
-    fn send_to_users(
-        &self,
-        inner: &Inner,
-        users: impl Iterator<Item = UserId>,
-        payload: &Utf8Bytes,
-    ) {
-        for user in users {
-            for conn in inner.conns.get(&user).into_iter().flatten() {
-                conn.push(payload.clone());
-                self.stats.frames_queued.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that matters
         // more than losing the node, so keep serving.
@@ -332,8 +382,8 @@ mod tests {
         assert!(text(&mut c_rx).is_empty());
         // a's queue held 2 of 3: it is flagged slow instead of blocking the publisher.
         assert_eq!(text(&mut a_rx).len(), 2);
-        assert!(a.slow.is_cancelled());
-        assert!(!b.slow.is_cancelled());
+        assert_eq!(a.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(b.close_reason(), None);
     }
 
     #[test]

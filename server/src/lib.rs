@@ -3,7 +3,8 @@
 //!
 //! - [`config`]  flags and environment
 //! - [`ws`]      one WebSocket connection: reads frames, writes frames, heartbeat, replay
-//! - [`commit`]  the write path: group commit, then ack, then publish
+//! - [`commit`]  the write path: group commit, then hand over to fan-out
+//! - [`fanout`]  acks and fan-out of committed messages, parallel across conversations
 //! - [`store`]   SQLite: users, sessions, conversations, members, messages (the source of truth)
 //! - [`hub`]     this node's connections and the fan-out to them
 //! - [`bus`]     the other nodes: Redis pub/sub in a cluster, nothing on a single node
@@ -17,16 +18,18 @@ pub mod backend;
 pub mod bus;
 pub mod commit;
 pub mod config;
+pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod presence;
 pub mod store;
 pub mod ws;
 
-use crate::auth::LoginLimiter;
+use crate::auth::{HashPool, LoginLimiter};
 use crate::bus::{Bus, RedisBus};
 use crate::commit::Committer;
 use crate::config::Config;
+use crate::fanout::Fanout;
 use crate::hub::Hub;
 use crate::store::Store;
 use anyhow::Context;
@@ -52,6 +55,8 @@ pub struct AppState {
     pub presence: Arc<presence::Presence>,
     /// This node's name (logs, health, the bus).
     pub node_id: Arc<str>,
+    /// Where argon2 runs: a few threads behind a bounded queue.
+    pub hashes: HashPool,
     pub account_limiter: Arc<LoginLimiter>,
     pub peer_limiter: Arc<LoginLimiter>,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
@@ -124,7 +129,9 @@ impl Server {
                 (hub, Bus::Redis(bus))
             }
         };
-        let committer = Committer::spawn(store.clone(), bus.clone(), config.max_batch);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let fanout = Fanout::spawn(bus.clone(), cores);
+        let committer = Committer::spawn(store.clone(), fanout, config.max_batch);
         if let Bus::Redis(_) = &bus {
             tokio::spawn(presence::run_heartbeat(
                 presence.clone(),
@@ -135,6 +142,7 @@ impl Server {
         }
         let window = Duration::from_secs(300);
         let state = AppState {
+            hashes: HashPool::new(config.hash_threads(), config.hash_queue),
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
             peer_limiter: Arc::new(LoginLimiter::new(
                 config.login_attempts.saturating_mul(5),

@@ -10,7 +10,7 @@
 //! Owns only that table; it reads the store to find a departed user's conversations.
 
 use crate::bus::Bus;
-use crate::hub::Hub;
+use crate::hub::{Hub, Skip};
 use crate::store::Store;
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
@@ -136,7 +136,7 @@ impl PresenceNote {
 fn announce(bus: &Bus, user: UserId, convs: &[ConvId], online: bool) {
     let frame = ServerFrame::Presence { user, online };
     for conv in convs {
-        bus.publish_except(*conv, &frame, Some(user));
+        bus.publish_skipping(*conv, &frame, Skip::User(user));
     }
 }
 
@@ -166,7 +166,7 @@ pub async fn run_heartbeat(presence: Arc<Presence>, hub: Arc<Hub>, bus: Bus, sto
                 Ok(convs) => {
                     let payload = frame.to_json();
                     for conv in convs {
-                        hub.publish_payload(conv, payload.as_str().into(), Some(user));
+                        hub.publish_payload(conv, payload.as_str().into(), Skip::User(user));
                     }
                 }
                 Err(e) => {

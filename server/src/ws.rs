@@ -3,8 +3,15 @@
 //! A single task per connection reads client frames, writes the frames queued for it by the hub,
 //! replays history for `sync` in bounded pages, and keeps the heartbeat. It owns the socket and
 //! nothing else: storing goes through the committer, fan-out through the bus and the hub.
+//!
+//! This loop runs once per delivered frame, so it is kept cheap: the waits that last the whole
+//! connection (the hub's close signal, server shutdown) are pinned once instead of being set up
+//! again on every turn; whatever has piled up in the queue is written as one batch with a single
+//! flush (one `write` system call for many frames); and a write that completes at once — the
+//! usual case — arms no timer. Socket buffers start small (a few KiB): an idle connection costs
+//! little, and tungstenite grows a buffer only while a big frame needs it.
 
-use crate::hub::Conn;
+use crate::hub::{CloseReason, Conn};
 use crate::store::NewMessage;
 use crate::AppState;
 use app::api::ssr::session_token_from_headers;
@@ -14,6 +21,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::SinkExt;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
@@ -23,6 +31,13 @@ pub const REPLAY_PAGE: u32 = 200;
 /// Frames above this are refused by the WebSocket layer itself (the connection closes with 1009);
 /// frames between [`MAX_FRAME_BYTES`] and this get a `too_large` error and the connection stays.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// Bytes read from the socket at a time. Client frames are small; a bigger one grows the buffer.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are gathered up to this many bytes before tungstenite writes them out; a flush after
+/// each batch writes the rest.
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Most queued frames written per batch, so a busy connection still reads its client in between.
+const WRITE_BATCH: usize = 64;
 
 /// Close codes (4000–4999 are the application's own).
 pub mod close {
@@ -61,6 +76,8 @@ pub async fn upgrade(
     };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let conn_user = user.username.clone();
             tracing::debug!(user = %conn_user, "websocket open");
@@ -203,13 +220,15 @@ impl Connection {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
-        let shutdown = self.state.shutdown.clone();
+        let closed = conn.closed();
+        let shutdown = self.state.shutdown.clone().cancelled_owned();
+        tokio::pin!(closed, shutdown);
+        let mut outgoing = Vec::with_capacity(WRITE_BATCH);
 
         loop {
             tokio::select! {
-                _ = conn.too_slow() => return End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync"),
-                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
-                _ = conn.must_resync() => return End::Close(close::RESYNC, "resync: reconnect and sync"),
+                _ = &mut closed => return closing(conn),
+                _ = &mut shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
                 incoming = self.socket.recv() => {
                     let Some(Ok(msg)) = incoming else { return End::Gone };
                     last_heard = Instant::now();
@@ -225,8 +244,12 @@ impl Connection {
                         WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                     }
                 }
-                Some(payload) = queue.recv() => {
-                    if let Err(end) = self.send(conn, payload).await {
+                n = queue.recv_many(&mut outgoing, WRITE_BATCH) => {
+                    if n == 0 {
+                        return End::Gone;
+                    }
+                    let frames = outgoing.drain(..).map(WsMessage::Text);
+                    if let Err(end) = self.write(conn, frames).await {
                         return end;
                     }
                 }
@@ -239,7 +262,8 @@ impl Connection {
                     if last_heard.elapsed() >= idle_timeout {
                         return End::Close(close::IDLE_TIMEOUT, "idle timeout");
                     }
-                    if let Err(end) = self.send_raw(conn, WsMessage::Ping(Default::default())).await {
+                    let ping = std::iter::once(WsMessage::Ping(Default::default()));
+                    if let Err(end) = self.write(conn, ping).await {
                         return end;
                     }
                 }
@@ -379,10 +403,10 @@ impl Connection {
         };
         let full = page.len() == REPLAY_PAGE as usize;
         let last = page.last().map(|m| m.seq);
-        for message in page {
-            self.send(conn, ServerFrame::Message(message).to_json().into())
-                .await?;
-        }
+        let frames = page
+            .into_iter()
+            .map(|message| WsMessage::Text(ServerFrame::Message(message).to_json().into()));
+        self.write(conn, frames).await?;
         match (full, last) {
             (true, Some(last)) => self.replay[0].1 = last,
             _ => {
@@ -397,20 +421,51 @@ impl Connection {
     }
 
     async fn send(&mut self, conn: &Conn, payload: Utf8Bytes) -> Result<(), End> {
-        self.send_raw(conn, WsMessage::Text(payload)).await
+        self.write(conn, std::iter::once(WsMessage::Text(payload)))
+            .await
     }
 
-    /// Writes one frame, giving up if the client is declared too slow or stays stuck for the idle
-    /// timeout: a client that stopped reading must not pin this task (and its memory) forever.
-    async fn send_raw(&mut self, conn: &Conn, msg: WsMessage) -> Result<(), End> {
-        let limit = self.state.config.idle_timeout();
-        tokio::select! {
-            sent = timeout(limit, self.socket.send(msg)) => match sent {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(End::Gone),
-                Err(_) => Err(End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")),
-            },
-            _ = conn.too_slow() => Err(End::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")),
-        }
+    /// Writes frames as one batch (buffered, then one flush), giving up if the hub closes the
+    /// connection meanwhile or the client stays stuck for the idle timeout: a client that stopped
+    /// reading must not pin this task (and its memory) forever.
+    async fn write(
+        &mut self,
+        conn: &Conn,
+        frames: impl Iterator<Item = WsMessage>,
+    ) -> Result<(), End> {
+        let socket = &mut self.socket;
+        let write = async move {
+            for frame in frames {
+                socket.feed(frame).await?;
+            }
+            socket.flush().await
+        };
+        tokio::pin!(write);
+        // Most writes fit in the socket's send buffer and finish on the first poll; only one that
+        // has to wait for the client arms the timeout.
+        let written = match futures::poll!(&mut write) {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => {
+                let limit = self.state.config.idle_timeout();
+                tokio::select! {
+                    done = timeout(limit, &mut write) => match done {
+                        Ok(done) => done,
+                        Err(_) => return Err(End::Close(close::SLOW_CONSUMER, SLOW)),
+                    },
+                    _ = conn.closed() => return Err(closing(conn)),
+                }
+            }
+        };
+        written.map_err(|_| End::Gone)
+    }
+}
+
+const SLOW: &str = "slow consumer: reconnect and sync";
+
+/// How to close a connection the hub asked to close.
+fn closing(conn: &Conn) -> End {
+    match conn.close_reason() {
+        Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
+        Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
     }
 }

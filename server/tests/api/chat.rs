@@ -34,13 +34,23 @@ async fn direct_chat_both_ways() {
         (m.seq, m.body.as_str(), m.sender.username.as_str()),
         (1, "hi bob", "alice")
     );
-    // The sender's connections get the message too (other tabs stay in step).
-    assert_eq!(a.expect_message().await.seq, 1);
+    // The sending connection has the ack instead of a copy; the sender's other tabs get the
+    // message so they stay in step.
+    let mut a_other_tab = app.connect(&alice).await;
+    a.send_message(conv.id, "a-2", "second tab?").await;
+    a.expect_ack("a-2").await;
+    assert_eq!(a_other_tab.expect_message().await.seq, 2);
+    assert_eq!(b.expect_message().await.seq, 2);
+    let echoes = a.drain(Duration::from_millis(300)).await;
+    assert!(
+        echoes.iter().all(|f| !matches!(f, ServerFrame::Message(_))),
+        "no echo to the sending connection: {echoes:?}"
+    );
 
     b.send_message(conv.id, "b-1", "hello <b>alice</b>").await;
     b.expect_ack("b-1").await;
     let m = a.expect_message().await;
-    assert_eq!((m.seq, m.body.as_str()), (2, "hello <b>alice</b>"));
+    assert_eq!((m.seq, m.body.as_str()), (3, "hello <b>alice</b>"));
 
     let list: Vec<app::model::Conversation> = serde_json::from_value(
         app.post("/api/conversations", Some(&alice.cookie), &[])
@@ -73,7 +83,14 @@ async fn group_of_three_and_outsider_refused() {
     ];
     let mut m = app.connect(&mallory).await;
     clients[1].send_message(group.id, "b-1", "hello team").await;
-    for c in clients.iter_mut() {
+    for (i, c) in clients.iter_mut().enumerate() {
+        if i == 1 {
+            assert!(matches!(
+                c.expect_ack("b-1").await,
+                ServerFrame::Ack { seq: 1, .. }
+            ));
+            continue;
+        }
         let msg = c.expect_message().await;
         assert_eq!((msg.seq, msg.body.as_str()), (1, "hello team"));
     }

@@ -53,17 +53,21 @@ async fn read_all(client: &mut Client, conv: ConvId, total: Seq) -> (Vec<Seq>, u
     let (mut accepted, mut gaps) = (Vec::new(), 0);
     while (accepted.len() as Seq) < total {
         let have = accepted.last().copied().unwrap_or(0);
-        match client.recv().await {
-            ServerFrame::Message(m) if m.conv == conv && m.seq == have + 1 => accepted.push(m.seq),
-            ServerFrame::Message(m) if m.conv == conv && m.seq > have + 1 => {
-                gaps += 1;
-                client
-                    .send(&ClientFrame::Sync {
-                        cursors: BTreeMap::from([(conv, have)]),
-                    })
-                    .await;
-            }
-            _ => {}
+        let seq = match client.recv().await {
+            ServerFrame::Message(m) if m.conv == conv => m.seq,
+            // The sending connection's copy of its own message is its ack.
+            ServerFrame::Ack { conv: c, seq, .. } if c == conv => seq,
+            _ => continue,
+        };
+        if seq == have + 1 {
+            accepted.push(seq);
+        } else if seq > have + 1 {
+            gaps += 1;
+            client
+                .send(&ClientFrame::Sync {
+                    cursors: BTreeMap::from([(conv, have)]),
+                })
+                .await;
         }
     }
     (accepted, gaps)

@@ -1,0 +1,213 @@
+//! The store: everything Tidings keeps — users, sessions, conversations, members, messages — in
+//! SQLite (the embedded default) or MySQL/MariaDB (for a cluster), chosen by the URL's scheme.
+//! It is the source of truth; fan-out only ever carries copies of its rows.
+//!
+//! Owns the SQL and the seq rule (per conversation, gap-free, assigned inside the insert's
+//! transaction). Knows nothing of sockets, HTTP or the hub. Reads and the occasional write go
+//! through sqlx's `Any` driver on both databases: the SQL is portable (`?` placeholders, no
+//! `RETURNING`, integer millisecond times) and the few statements that differ are chosen by
+//! [`Dialect`]. The hot write — appending batches of messages — has two executors of one plan
+//! (see [`append`]): sqlx on MySQL, and on SQLite a writer thread that drives its own connection.
+//!
+//! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
+//! marks), [`messages`] (history and replay), [`append`] (the batch plan and its MySQL
+//! executor), [`sqlite_writer`] (the SQLite executor).
+
+mod accounts;
+pub mod append;
+mod conversations;
+mod messages;
+mod sqlite_writer;
+
+pub use append::{Appended, NewMessage};
+pub use messages::MessageRow;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("that username is taken; pick another")]
+    UsernameTaken,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("SQLite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the SQLite writer thread has stopped (is the server shutting down?)")]
+    WriterGone,
+    #[error("could not apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "unsupported DATABASE_URL {0:?}: use sqlite://PATH or mysql://USER:PASSWORD@HOST/DATABASE"
+    )]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A member's role in a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// Which SQL a statement must be written in, where the two databases differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+}
+
+impl Dialect {
+    /// "Insert this row unless its key exists" (members, contacts): 0 rows affected if it did.
+    pub(crate) fn insert_or_ignore(self, insert: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{insert} ON CONFLICT DO NOTHING"),
+            Dialect::MySql => insert.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
+        }
+    }
+}
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite only: the thread that appends messages on its own connection.
+    writer: Option<sqlite_writer::SqliteWriter>,
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH`, created if missing; or `mysql://…`, which
+    /// must exist) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Dialect::MySql
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+                };
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; NORMAL sync is still
+                            // crash-safe for the process (kill -9 loses nothing committed), only
+                            // an OS crash may lose the last commits.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Dialect::MySql => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // READ COMMITTED: a send that waited on another node's lock then sees
+                            // that node's committed row (e.g. the same client_id sent twice).
+                            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+        };
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Dialect::MySql => sqlx::migrate!("./migrations/mysql").run(&pool).await?,
+        }
+        // Opened after the migrations, so the writer finds the schema (and WAL mode) in place.
+        let writer = match dialect {
+            Dialect::Sqlite => Some(sqlite_writer::SqliteWriter::open(url)?),
+            Dialect::MySql => None,
+        };
+        Ok(Store {
+            pool,
+            dialect,
+            writer,
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front, so two writers
+    /// queue on the busy timeout instead of failing when a read lock cannot be upgraded. On MySQL
+    /// row locks (the conversation's, taken by the seq update) do the serializing.
+    pub(crate) async fn write(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::MySql => self.pool.begin().await?,
+        })
+    }
+}
+
+/// The id the database gave the row just inserted by `done` on `tx` (an auto-increment key).
+/// MySQL reports it with the result; SQLite's `Any` bridge does not, so ask the connection.
+async fn inserted_id(
+    dialect: Dialect,
+    tx: &mut Tx,
+    done: &sqlx::any::AnyQueryResult,
+) -> Result<i64> {
+    match dialect {
+        Dialect::MySql => done.last_insert_id().ok_or_else(|| {
+            StoreError::Db(sqlx::Error::Protocol(
+                "MySQL returned no inserted id".into(),
+            ))
+        }),
+        Dialect::Sqlite => Ok(sqlx::query("SELECT last_insert_rowid() AS id")
+            .fetch_one(&mut **tx)
+            .await?
+            .get("id")),
+    }
+}
+
+impl Store {
+    /// A trivial query, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
