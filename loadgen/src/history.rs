@@ -7,7 +7,7 @@
 //! 2. **Read**: `POST /api/history` `--reps` times for the newest page (no `before_seq`) and
 //!    `--reps` times for the oldest page (`before_seq` = limit + 1, i.e. a page `--messages`
 //!    messages back), one request at a time on a kept-alive connection; p50/p95/p99/max of the
-//!    whole request (answer body included).
+//!    whole request (answer body included). At most `--budget` seconds per page kind.
 
 use crate::setup;
 use crate::stats::Percentiles;
@@ -35,6 +35,10 @@ pub struct HistoryArgs {
     /// Requests per page kind.
     #[arg(long, default_value_t = 1000)]
     pub reps: usize,
+    /// Most seconds of requests per page kind: a page that takes seconds ends the repetitions
+    /// early (after at least 10) rather than the benchmark running for hours.
+    #[arg(long, default_value_t = 120.0)]
+    pub budget: f64,
     /// Messages per history page (1–100).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -189,10 +193,19 @@ async fn time_page(
         fetch().await?;
     }
     let mut micros = Vec::with_capacity(args.reps);
+    let started = Instant::now();
     for _ in 0..args.reps {
         let t = Instant::now();
         fetch().await?;
         micros.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        if micros.len() >= 10 && started.elapsed().as_secs_f64() > args.budget {
+            eprintln!(
+                "  time budget spent after {} of {} requests",
+                micros.len(),
+                args.reps
+            );
+            break;
+        }
     }
     Ok(Percentiles::of(&mut micros))
 }

@@ -103,7 +103,34 @@ pub struct StepResult {
     pub rss_kib: Vec<(String, u64)>,
     pub server_rss_kib: u64,
     pub aborted: Option<String>,
+    /// Why the step does not pass (empty: it does).
+    pub failures: Vec<String>,
     pub pass: bool,
+}
+
+impl StepResult {
+    /// The sweep's criteria: sends kept up, nothing lost, no drops, p99 under 100 ms.
+    fn failures(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if let Some(aborted) = &self.aborted {
+            why.push(format!("stopped early: {aborted}"));
+        }
+        if self.send_ratio < 0.95 {
+            why.push(format!("sends {:.1} % of target", self.send_ratio * 100.0));
+        }
+        if self.lost > 0 {
+            why.push(format!("{} lost", self.lost));
+        }
+        if self.disconnects > 0 {
+            why.push(format!("{} disconnects", self.disconnects));
+        }
+        if self.e2e.count == 0 {
+            why.push("nothing delivered".into());
+        } else if self.e2e.p99_ms >= SLOW_US as f64 / 1000.0 {
+            why.push(format!("p99 {:.0} ms", self.e2e.p99_ms));
+        }
+        why
+    }
 }
 
 /// The running benchmark: connections, their stats, and the phase they follow.
@@ -117,7 +144,7 @@ struct Bench {
 
 pub async fn run(args: LoadArgs) -> Result<()> {
     let c = &args.common;
-    if args.room_size < 2 || args.conns % args.room_size != 0 {
+    if args.room_size < 2 || !args.conns.is_multiple_of(args.room_size) {
         bail!("--conns must be a multiple of --room-size (at least 2)");
     }
     if args.senders_per_room == 0 || args.senders_per_room > args.room_size {
@@ -300,13 +327,9 @@ impl Bench {
             f64::NAN
         };
         result.skipped = skipped;
-        result.pass = aborted.is_none()
-            && result.lost == 0
-            && result.disconnects == 0
-            && result.send_ratio >= 0.95
-            && result.e2e.count > 0
-            && result.e2e.p99_ms < SLOW_US as f64 / 1000.0;
         result.aborted = aborted;
+        result.failures = result.failures();
+        result.pass = result.failures.is_empty();
         result
     }
 
@@ -395,6 +418,7 @@ impl Bench {
             rss_kib,
             server_rss_kib,
             aborted: None,
+            failures: Vec::new(),
             pass: false,
         }
     }
@@ -516,15 +540,16 @@ impl Bench {
             .collect();
         eprintln!("  server RSS   {}", rss.join(", "));
         eprintln!(
-            "  loadgen      {:.2} cores; machine {:.2} cores busy; window {:.1} s{}  → {}",
-            r.loadgen_cores,
-            r.machine_cores,
-            r.window_s,
-            r.aborted
-                .as_ref()
-                .map(|a| format!(", stopped early: {a}"))
-                .unwrap_or_default(),
-            if r.pass { "pass" } else { "FAIL" }
+            "  loadgen      {:.2} cores; machine {:.2} cores busy; window {:.1} s",
+            r.loadgen_cores, r.machine_cores, r.window_s,
+        );
+        eprintln!(
+            "  verdict      {}",
+            if r.pass {
+                "within limits (p99 < 100 ms, nothing lost, sends on target)".to_owned()
+            } else {
+                format!("over limits: {}", r.failures.join(", "))
+            }
         );
         let mut json = serde_json::to_value(r).expect("results serialize");
         let obj = json.as_object_mut().expect("an object");

@@ -155,7 +155,7 @@ pub fn fd_limit() -> u64 {
     };
     // SAFETY: as above.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 #[cfg(test)]

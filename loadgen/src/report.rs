@@ -67,6 +67,7 @@ const METRICS: &[Metric] = &[
         1,
     ),
     m("load", "loadgen CPU (cores)", "/loadgen_cores", 1.0, 2),
+    m("load", "machine busy (cores)", "/machine_cores", 1.0, 2),
     m("sweep", "highest deliveries/s", "/delivered_per_s", 1.0, 0),
     m("sweep", "at messages/s", "/rate_target", 1.0, 0),
     m("sweep", "end-to-end p99 (ms)", "/e2e/p99_ms", 1.0, 2),
