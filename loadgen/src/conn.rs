@@ -176,8 +176,19 @@ async fn session(
     let (mut sink, mut stream) = ws.split();
     let me = spec.account.user_id;
     let mut body = String::with_capacity(spec.body_size + 32);
+    // One timer for the whole session, moved to each next due time: a fresh `sleep_until` per
+    // loop would register and cancel a timer entry for every frame read.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed_for = None;
     loop {
         let due = schedule.next_due();
+        if let Some(at) = due {
+            if armed_for != Some(at) {
+                timer.as_mut().reset(at);
+                armed_for = Some(at);
+            }
+        }
         tokio::select! {
             biased;
             changed = phase.changed() => {
@@ -220,7 +231,8 @@ async fn session(
                     Event::Other => {}
                 }
             }
-            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+            _ = &mut timer, if due.is_some() => {
+                armed_for = None;
                 if send_due(spec, &mut sink, stats, schedule, &mut body).await.is_err() {
                     return Ended::Disconnected;
                 }

@@ -69,9 +69,10 @@ pub async fn register(
 /// `room` (waiting for the join's ack, so the room is ours before anyone sends to it).
 pub async fn connect(base: &str, account: &Account, room: Option<&str>) -> Result<Ws> {
     let url = format!("{}/socket.io/?EIO=4&transport=websocket", ws_base(base));
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .context("ws connect")?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(crate::target::ws_config()), true)
+            .await
+            .context("ws connect")?;
     expect(&mut ws, "0").await?;
     let connect = serde_json::json!({ "token": account.credential });
     ws.send(Message::text(format!("40{connect}"))).await?;

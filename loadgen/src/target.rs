@@ -10,6 +10,7 @@
 use crate::{socketio, tidings};
 use anyhow::Result;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -132,6 +133,15 @@ impl Kind {
             Kind::Socketio => socketio::parse(text),
         }
     }
+}
+
+/// WebSocket buffers sized for small chat frames. tungstenite zero-fills its whole read buffer
+/// before every read from the socket: with the default 128 KiB that memset alone would cost
+/// more than parsing the frames it reads. Frames here are a few hundred bytes.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
 }
 
 /// `http://host:port` → `ws://host:port`.

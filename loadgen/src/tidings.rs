@@ -108,9 +108,13 @@ pub async fn connect(base: &str, account: &Account) -> Result<Ws> {
         .headers_mut()
         .insert("cookie", account.credential.parse()?);
     // disable_nagle: small frames must not wait for the previous one's ACK.
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .context("ws connect")?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(crate::target::ws_config()),
+        true,
+    )
+    .await
+    .context("ws connect")?;
     let first = tokio::time::timeout(Duration::from_secs(30), ws.next())
         .await
         .map_err(|_| anyhow!("no hello within 30 s"))?;
