@@ -245,12 +245,6 @@ impl Delivery {
             ClientFrame::Read { conv, seq }
         })
     }
-
-    /// Forgets which receipt went out for `conv`, so the next one is sent even if not newer (a new
-    /// connection re-announces how far the open conversation was read).
-    pub fn forget_receipt(&mut self, conv: ConvId) {
-        self.read_sent.remove(&conv);
-    }
 }
 
 // ----- the outbox ------------------------------------------------------------------------------
@@ -401,21 +395,33 @@ impl Inbox {
         self.list.iter().find(|c| c.id == id)
     }
 
+    /// The first message of `conv` I have not read, if any.
+    pub fn first_unread(&self, conv: ConvId) -> Option<Seq> {
+        let c = self.get(conv)?;
+        (unread(c) > 0).then_some(c.last_read_seq + 1)
+    }
+
     /// Everything unread, for the window title.
     pub fn total_unread(&self) -> i64 {
         self.list.iter().map(unread).sum()
     }
 
     /// Replaces the list with the server's. A read position never moves backwards: reads this
-    /// page made may not be stored yet when the list was read.
-    pub fn replace(&mut self, mut list: Vec<Conversation>) {
+    /// page made may not have reached the server (a receipt sent while the socket was down is
+    /// lost). Returns those reads, to tell the server again.
+    pub fn replace(&mut self, mut list: Vec<Conversation>) -> Vec<(ConvId, Seq)> {
+        let mut untold = Vec::new();
         for c in &mut list {
             if let Some(old) = self.get(c.id) {
-                c.last_read_seq = c.last_read_seq.max(old.last_read_seq);
+                if old.last_read_seq > c.last_read_seq {
+                    c.last_read_seq = old.last_read_seq;
+                    untold.push((c.id, c.last_read_seq));
+                }
             }
         }
         self.list = list;
         self.sort();
+        untold
     }
 
     /// Adds or updates one conversation (from `open_direct`, `create_group`, a group change or a
@@ -727,8 +733,7 @@ mod tests {
         );
         assert_eq!(d.read_receipt(CONV, 2), None);
         assert_eq!(d.read_receipt(CONV, 1), None);
-        d.forget_receipt(CONV);
-        assert!(d.read_receipt(CONV, 2).is_some());
+        assert!(d.read_receipt(CONV, 3).is_some());
     }
 
     #[test]
@@ -743,6 +748,8 @@ mod tests {
         }
         assert_eq!(unread(inbox.get(CONV).unwrap()), 3);
         assert_eq!(inbox.total_unread(), 3);
+        assert_eq!(inbox.first_unread(CONV), Some(3));
+        assert_eq!(inbox.first_unread(ConvId(8)), None);
         // Another tab of mine read up to 4: one left; then I reply, which reads everything.
         assert!(inbox.mark_read(CONV, 4));
         assert!(!inbox.mark_read(CONV, 3), "never backwards");
@@ -788,10 +795,10 @@ mod tests {
         let c = inbox.get(CONV).unwrap();
         assert_eq!((c.title.as_str(), c.last_seq, unread(c)), ("renamed", 2, 0));
         assert_eq!(c.last_message.as_ref().unwrap().seq, 2);
-        // A fresh list never moves my read position back either.
+        // A fresh list never moves my read position back either, and says what to tell again.
         let mut stale = conversation(CONV, 2);
         stale.last_read_seq = 0;
-        inbox.replace(vec![stale]);
+        assert_eq!(inbox.replace(vec![stale]), [(CONV, 2)]);
         assert_eq!(unread(inbox.get(CONV).unwrap()), 0);
         inbox.remove(CONV);
         assert!(inbox.is_empty());

@@ -3,9 +3,11 @@
 import { test, expect } from "@playwright/test";
 import {
   conversationLink,
+  createGroup,
   delivered,
   expectMessage,
   openConversation,
+  paneTitle,
   registerUser,
   send,
   startChat,
@@ -45,12 +47,7 @@ test("direct chat both ways, a group of three, history after reload", async ({ b
 
   // Alice creates a group with Bob and Carol.
   const group = uniqueName("team");
-  await alice.page.getByRole("button", { name: "New group" }).click();
-  await alice.page.getByLabel("Group name").fill(group);
-  await alice.page.getByLabel("Members").fill(`${bob.name}, ${carol.name}`);
-  await alice.page.getByRole("button", { name: "Create" }).click();
-  await expect(alice.page).toHaveURL(/\/c\/\d+$/);
-  await expect(alice.page.getByRole("heading", { level: 2 })).toHaveText(group);
+  await createGroup(alice.page, group, [bob.name, carol.name]);
   await send(alice.page, "Welcome to the group");
   await expectMessage(alice.page, "Welcome to the group");
 
@@ -122,45 +119,51 @@ test("scrolling up loads older history, in order, without gaps or repeats", asyn
   }
 });
 
-test("group settings: rename, add and remove members, leave", async ({ browser }) => {
+test("group info: rename, add and remove members, leave", async ({ browser }) => {
   const alice = await registerUser(browser, uniqueName("alice"));
   const bob = await registerUser(browser, uniqueName("bob"));
   const carol = await registerUser(browser, uniqueName("carol"));
 
   const group = uniqueName("club");
-  await alice.page.getByRole("button", { name: "New group" }).click();
-  await alice.page.getByLabel("Group name").fill(group);
-  await alice.page.getByLabel("Members").fill(bob.name);
-  await alice.page.getByRole("button", { name: "Create" }).click();
-  await expect(alice.page.getByRole("heading", { level: 2 })).toHaveText(group);
+  await createGroup(alice.page, group, [bob.name]);
   await expect(conversationLink(bob.page, group)).toBeVisible();
 
   // Rename: everyone's list follows.
   const renamed = uniqueName("renamed");
-  await alice.page.getByText("Group settings").click();
-  await alice.page.getByLabel("New group name").fill(renamed);
-  await alice.page.getByRole("button", { name: "Rename" }).click();
-  await expect(alice.page.getByRole("heading", { level: 2 })).toHaveText(renamed);
+  await alice.page.getByRole("button", { name: "Group info" }).click();
+  const panel = alice.page.getByRole("dialog");
+  await panel.getByLabel("New group name").fill(renamed);
+  await panel.getByRole("button", { name: "Rename" }).click();
+  await expect(paneTitle(alice.page)).toHaveText(renamed);
   await expect(conversationLink(bob.page, renamed)).toBeVisible();
 
   // Add Carol: the group appears in her list and she can read along.
   await alice.page.getByLabel("Add member").fill(carol.name);
   await alice.page.getByRole("button", { name: "Add", exact: true }).click();
   await expect(conversationLink(carol.page, renamed)).toBeVisible();
+  await alice.page.keyboard.press("Escape");
+  await expect(panel).toBeHidden();
   await send(alice.page, "Carol, welcome");
   await openConversation(carol.page, renamed);
   await expectMessage(carol.page, "Carol, welcome");
 
-  // Remove Carol: the group leaves her list.
-  await alice.page.getByRole("button", { name: `Remove ${carol.name}` }).click();
+  // Remove Carol (after confirming): the group leaves her list, and she is told why.
+  await alice.page.getByRole("button", { name: "Group info" }).click();
+  await panel.getByRole("button", { name: `Remove ${carol.name}` }).click();
+  await panel.getByRole("button", { name: "Yes, remove" }).click();
   await expect(conversationLink(carol.page, renamed)).toHaveCount(0);
+  await expect(carol.page.getByRole("alert").filter({ hasText: "You were removed from" })).toContainText(renamed);
 
-  // Bob leaves: gone from his list, and Alice's member list shows only her.
+  // Bob leaves (after confirming): gone from his list, and Alice's member list shows only her.
   await openConversation(bob.page, renamed);
-  await bob.page.getByText("Group settings").click();
-  await bob.page.getByRole("button", { name: "Leave group" }).click();
+  await bob.page.getByRole("button", { name: "Group info" }).click();
+  await bob.page.getByRole("dialog").getByRole("button", { name: "Leave group" }).click();
+  await bob.page.getByRole("dialog").getByRole("button", { name: "Yes, leave" }).click();
   await expect(conversationLink(bob.page, renamed)).toHaveCount(0);
-  await expect(alice.page.getByRole("list", { name: "Members of this group" }).getByRole("listitem")).toHaveCount(1);
+  await expect(bob.page.getByRole("alert").filter({ hasText: "You were removed" })).toHaveCount(0);
+  await expect(panel.getByRole("list", { name: "Members of this group" }).getByRole("listitem")).toHaveCount(1);
+  await expect(panel).toContainText("Members (1)");
+  await expect(alice.page.locator("p.subtitle").first()).toContainText("1 member:");
 
   for (const u of [alice, bob, carol]) {
     expect(u.errors).toEqual([]);

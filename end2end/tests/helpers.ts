@@ -64,19 +64,53 @@ export function conversationLink(page: Page, title: string): Locator {
     .getByRole("link", { name: title, exact: true });
 }
 
-/** Opens the direct chat with `other` through "Start a chat with". */
+/** Opens the direct chat with `other` through "New chat" → "Start a chat with". */
 export async function startChat(page: Page, other: string): Promise<void> {
-  await page.getByLabel("Start a chat with").fill(other);
-  await page.getByRole("button", { name: "Chat", exact: true }).click();
+  await page.getByRole("button", { name: "New chat" }).click();
+  const dialog = page.getByRole("dialog", { name: "New chat" });
+  await dialog.getByLabel("Start a chat with").fill(other);
+  await dialog.getByRole("button", { name: "Chat", exact: true }).click();
   await expect(page).toHaveURL(/\/c\/\d+$/);
-  await expect(page.getByRole("heading", { level: 2 })).toHaveText(other);
+  await expect(dialog).toBeHidden();
+  await expect(paneTitle(page)).toHaveText(other);
+}
+
+/** Creates a group through "New chat" and waits until it is open. */
+export async function createGroup(page: Page, title: string, members: string[]): Promise<void> {
+  await page.getByRole("button", { name: "New chat" }).click();
+  const dialog = page.getByRole("dialog", { name: "New chat" });
+  await dialog.getByLabel("Group name").fill(title);
+  await dialog.getByLabel("Members").fill(members.join(", "));
+  await dialog.getByRole("button", { name: "Create group" }).click();
+  await expect(page).toHaveURL(/\/c\/\d+$/);
+  await expect(paneTitle(page)).toHaveText(title);
+}
+
+/** The open conversation's title (the pane's heading). */
+export function paneTitle(page: Page): Locator {
+  return page.getByRole("main").getByRole("heading", { level: 2 }).first();
 }
 
 /** Opens a conversation from the list (waiting for it to appear there). */
 export async function openConversation(page: Page, title: string): Promise<void> {
   await conversationLink(page, title).click();
   await expect(page).toHaveURL(/\/c\/\d+$/);
-  await expect(page.getByRole("heading", { level: 2 })).toHaveText(title);
+  await expect(paneTitle(page)).toHaveText(title);
+}
+
+/**
+ * Makes the page believe its tab is hidden (or shown again), as when the person switches tabs:
+ * headless Chromium keeps every page visible, so the page's own view of it is overridden.
+ */
+export async function setTabHidden(page: Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hidden) => {
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+    Object.defineProperty(document, "visibilityState", {
+      configurable: true,
+      get: () => (hidden ? "hidden" : "visible"),
+    });
+    document.dispatchEvent(new Event("visibilitychange", { bubbles: true }));
+  }, hidden);
 }
 
 export async function send(page: Page, text: string): Promise<void> {

@@ -3,12 +3,17 @@
 //! Server-side rendering only decides "logged in or not" (a visitor without a session is
 //! redirected to `/login`); everything live — the list, messages, the outbox — is loaded in the
 //! browser after hydration, so the server's HTML and the browser's first render always agree.
+//!
+//! On a wide screen both panes show side by side; at 700 px and below (phones, or a desktop at
+//! 200 % zoom) they are two screens: the list, or the open conversation with a back control. The
+//! window title and the favicon say how much is unread: "(3) Tidings".
 
 use super::sidebar::Sidebar;
 use super::state::{provide_chat, Chat, Link};
 use crate::api;
 use crate::model::UserRef;
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
@@ -46,12 +51,14 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     provide_chat(chat);
 
     // In the browser only (effects do not run on the server): restore the outbox saved before a
-    // reload, load the list, then connect. The socket's first `sync` carries the list's cursors.
+    // reload, watch whether the person is looking, load the list, then connect. The socket's first
+    // `sync` carries the list's cursors.
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
-            use crate::client::{socket, storage};
+            use crate::client::{page, socket, storage};
             chat.restore_outbox(storage::load_outbox(chat.me_id()));
+            page::watch(chat);
             leptos::task::spawn_local(async move {
                 chat.refresh_conversations().await;
                 if chat.link.try_get_untracked().is_some() {
@@ -62,7 +69,21 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     });
     on_cleanup(|| {
         #[cfg(feature = "hydrate")]
-        crate::client::socket::stop();
+        {
+            crate::client::socket::stop();
+            crate::client::page::unwatch();
+        }
+    });
+
+    let unread = Memo::new(move |_| chat.conversations.with(|i| i.total_unread()));
+    let title = move || match unread.get() {
+        0 => "Tidings".to_owned(),
+        n => format!("({n}) Tidings"),
+    };
+    Effect::new(move |_| {
+        let _any = unread.get() > 0;
+        #[cfg(feature = "hydrate")]
+        crate::client::page::show_unread_badge(_any);
     });
 
     let navigate = use_navigate();
@@ -72,6 +93,7 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
         }
     });
 
+    let main = NodeRef::<leptos::html::Main>::new();
     let status = move || match chat.link.get() {
         Link::Online => "",
         Link::Connecting => "Connecting…",
@@ -79,19 +101,34 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     };
 
     view! {
-        <div class="chat">
+        <Title text=title/>
+        <div class="chat" class:has-open=move || chat.open.get().is_some()>
+            // Focused by hand: the router would treat the click as a navigation.
+            <a
+                class="skip-link"
+                href="#main"
+                on:click=move |ev| {
+                    ev.prevent_default();
+                    if let Some(main) = main.get_untracked() {
+                        let _ = main.focus();
+                    }
+                }
+            >
+                "Skip to the conversation"
+            </a>
             <Sidebar/>
-            <section class="pane">
-                <Show when=move || chat.notice.with(Option::is_some)>
-                    <div class="notice" role="alert">
-                        <span>{move || chat.notice.get()}</span>
-                        <button type="button" class="ghost small" on:click=move |_| chat.notice.set(None)>
-                            "Dismiss"
-                        </button>
-                    </div>
-                </Show>
+            <main class="pane" id="main" tabindex="-1" node_ref=main>
                 <Outlet/>
-            </section>
+            </main>
+            // Outside both panes, so that it shows on either screen of a phone.
+            <Show when=move || chat.notice.with(Option::is_some)>
+                <div class="notice" role="alert">
+                    <span>{move || chat.notice.get()}</span>
+                    <button type="button" class="ghost small" on:click=move |_| chat.notice.set(None)>
+                        "Dismiss"
+                    </button>
+                </div>
+            </Show>
             <div
                 class="link-status"
                 class:visible=move || chat.link.get() != Link::Online

@@ -1,14 +1,35 @@
-//! The right pane: the open conversation's header, its message log (scroll up for older history)
-//! and the composer. Message bodies are always rendered as text, never as HTML.
+//! The right pane: the open conversation's header, its message log and the composer.
+//!
+//! The log follows the conversation the way people expect from other chats:
+//! - at the bottom, new messages keep the view at the bottom; scrolled up, nothing moves the view
+//!   (not new messages, not older pages loaded above, not the window trimming its oldest), and a
+//!   "New messages ↓ (N)" button appears;
+//! - a freshly opened conversation lands at the "New messages" line, or at the bottom;
+//! - after every change and every scroll it tells the chat state which messages are on screen
+//!   ([`Chat::saw`](super::state::Chat::saw)), which is what counts as reading them.
+//!
+//! Message bodies are rendered as text nodes and `<a>` elements for http(s) addresses, never as
+//! HTML.
 
+use super::format::{self, Piece, Row};
 use super::group::GroupSettings;
+use super::sidebar::Avatar;
 use super::state::{use_chat, OutboxEntry};
-use crate::model::{ConvId, ConvKind, Message};
-use chrono::{DateTime, Utc};
+use crate::delivery::unread;
+use crate::model::{ConvId, ConvKind, Conversation, Message, Seq, UserId, MAX_BODY_CHARS};
 use leptos::ev::KeyboardEvent;
 use leptos::html;
 use leptos::prelude::*;
+use leptos::wasm_bindgen::JsCast;
+use leptos::web_sys::{HtmlDivElement, HtmlElement};
 use leptos_router::hooks::use_params_map;
+
+/// The reader is "at the bottom" within this many pixels of it.
+const BOTTOM_SLACK: i32 = 48;
+/// Scrolling within this many pixels of the top loads the page before.
+const TOP_SLACK: i32 = 80;
+/// The composer shows a character count from this many characters on.
+const COUNT_FROM: usize = MAX_BODY_CHARS - 500;
 
 /// Shown at `/` when no conversation is open.
 #[component]
@@ -19,7 +40,7 @@ pub fn NoConversation() -> impl IntoView {
         <div class="placeholder">
             <img class="placeholder-art" src="/favicon.svg" alt=""/>
             <h2>"Pick a conversation"</h2>
-            <p>"Or start a chat with someone by their username, or create a group."</p>
+            <p>"Or start a new chat with someone by their username, or create a group."</p>
         </div>
     }
 }
@@ -67,81 +88,139 @@ pub fn ConversationPane() -> impl IntoView {
             }
             ConvKind::Group => {
                 let names: Vec<_> = c.members.iter().map(|m| m.username.as_str()).collect();
-                format!("{} members: {}", names.len(), names.join(", "))
+                format!("{}: {}", members(names.len()), names.join(", "))
             }
         })
     };
 
     view! {
         <header class="pane-head">
+            <a class="back" href="/">
+                <span aria-hidden="true">"‹"</span>
+                <span class="sr-only">"Back to conversations"</span>
+            </a>
             <div class="pane-title">
-                <h2>{title}</h2>
+                <h2 id="pane-title">{title}</h2>
                 <p class="subtitle">{subtitle}</p>
             </div>
             <Show when=move || conv.with(|c| c.as_ref().is_some_and(|c| c.kind == ConvKind::Group))>
                 <GroupSettings conv/>
             </Show>
         </header>
-        <MessageLog id direct=Signal::derive(move || conv.with(|c| c.as_ref().is_some_and(|c| c.kind == ConvKind::Direct)))/>
+        <MessageLog id conv/>
         <Composer id/>
     }
 }
 
+/// "1 member", "3 members".
+pub fn members(n: usize) -> String {
+    if n == 1 {
+        "1 member".into()
+    } else {
+        format!("{n} members")
+    }
+}
+
 #[component]
-fn MessageLog(
-    id: Memo<Option<ConvId>>,
-    /// In a direct chat the sender of each message is obvious, so names are not shown.
-    direct: Signal<bool>,
-) -> impl IntoView {
+fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> impl IntoView {
     let chat = use_chat();
     let log = NodeRef::<html::Div>::new();
-    // Whether the reader is at the newest messages (then new ones scroll into view).
-    let at_bottom = StoredValue::new(true);
-    // Scroll height and position before older messages were prepended, to keep the reader's place.
-    let anchor = StoredValue::new(None::<(i32, i32)>);
+    let me = chat.me_id();
+    // At the bottom, new messages keep the view there; the reader scrolling up stops that.
+    let following = RwSignal::new(true);
+    // The first message on screen and its distance from the top of the view. When not following,
+    // it is put back after every change, so nothing added or removed above moves what is read.
+    let anchor = StoredValue::new(None::<(Seq, i32)>);
+    // The scroll position last seen or set: a smaller one in a scroll event is the reader going up
+    // (content growing below never makes it smaller).
+    let last_top = StoredValue::new(0);
+    // A conversation just opened lands at its "New messages" line, or at the bottom.
+    let landing = StoredValue::new(true);
 
     Effect::new(move |_| {
         id.track();
-        at_bottom.set_value(true);
+        following.set(true);
+        anchor.set_value(None);
+        last_top.set_value(0);
+        landing.set_value(true);
     });
+
+    // Whatever is on screen while the person can see it is read.
+    let report_seen = move |el: &HtmlDivElement| {
+        if let (Some(conv), Some(seq)) = (id.get_untracked(), last_on_screen(el)) {
+            chat.saw(conv, seq);
+        }
+    };
+
+    // After every change to what is shown (and when the person comes back to the tab): land,
+    // follow or hold still, then report what is on screen.
     Effect::new(move |_| {
         chat.messages.track();
         chat.outbox.track();
+        chat.divider.track();
+        chat.attentive.track();
         request_animation_frame(move || {
             // By the next frame the pane may be gone (e.g. the user left the group).
             let Some(el) = log.try_get_untracked().flatten() else {
                 return;
             };
-            match anchor.try_update_value(|a| a.take()).flatten() {
-                Some((height, top)) => el.set_scroll_top(el.scroll_height() - height + top),
-                None if at_bottom.try_get_value() == Some(true) => {
-                    el.set_scroll_top(el.scroll_height())
+            let has_messages = chat.messages.with_untracked(|m| !m.is_empty());
+            if landing.get_value() && has_messages {
+                landing.set_value(false);
+                match el.query_selector(".new-line").ok().flatten() {
+                    Some(line) => {
+                        let line: HtmlElement = line.unchecked_into();
+                        el.set_scroll_top(line.offset_top() - 12);
+                        following.set(near_bottom(&el));
+                    }
+                    None => el.set_scroll_top(el.scroll_height()),
                 }
-                None => {}
+            } else if following.get_untracked() {
+                el.set_scroll_top(el.scroll_height());
+            } else if let Some((seq, offset)) = anchor.get_value() {
+                if let Some(item) = find_item(&el, seq) {
+                    el.set_scroll_top(item.offset_top() - offset);
+                }
             }
+            last_top.set_value(el.scroll_top());
+            anchor.set_value(first_on_screen(&el));
+            report_seen(&el);
         });
     });
 
-    let load_older = move || {
-        if let Some(el) = log.get_untracked() {
-            anchor.set_value(Some((el.scroll_height(), el.scroll_top())));
-        }
-        chat.load_older();
-    };
     let on_scroll = move |_| {
         let Some(el) = log.get_untracked() else {
             return;
         };
-        let (top, height, visible) = (el.scroll_top(), el.scroll_height(), el.client_height());
-        at_bottom.set_value(height - top - visible < 48);
-        if top < 80 && chat.has_more.get_untracked() && !chat.loading_history.get_untracked() {
-            load_older();
+        let top = el.scroll_top();
+        if near_bottom(&el) {
+            if !following.get_untracked() {
+                following.set(true);
+            }
+        } else if top < last_top.get_value() - 2 && following.get_untracked() {
+            following.set(false);
+        }
+        last_top.set_value(top);
+        anchor.set_value(first_on_screen(&el));
+        report_seen(&el);
+        if top < TOP_SLACK && chat.has_more.get_untracked() && !chat.loading_history.get_untracked()
+        {
+            chat.load_older();
+        }
+    };
+    let jump_to_newest = move |_| {
+        if let Some(el) = log.get_untracked() {
+            following.set(true);
+            el.set_scroll_top(el.scroll_height());
         }
     };
 
-    let messages = move || {
+    let is_group = move || conv.with(|c| c.as_ref().is_some_and(|c| c.kind == ConvKind::Group));
+    let rows = move || {
+        let divider = chat.divider.get();
+        let today = format::now_local().date_naive();
         chat.messages
-            .with(|m| m.values().cloned().collect::<Vec<_>>())
+            .with(|m| format::rows(m.values(), divider, today, format::local))
     };
     let pending = move || {
         let Some(id) = id.get() else {
@@ -150,82 +229,158 @@ fn MessageLog(
         chat.outbox
             .with(|o| o.pending_in(id).cloned().collect::<Vec<_>>())
     };
-    let me = chat.me_id();
-    // "Seen": in a direct chat, the other person has read my latest message.
+    // "Seen" goes under my newest stored message once others have read it; never under a message
+    // still sending.
     let seen = move || {
-        let conv = id.get()?;
+        let c = conv.get()?;
         let (seq, mine) = chat
             .messages
             .with(|m| m.values().last().map(|m| (m.seq, m.sender.id == me)))?;
-        let read = chat.seen.with(|s| {
-            s.get(&conv)
-                .map(|by| by.iter().filter(|(u, _)| **u != me).map(|(_, s)| *s).max())
+        if !mine {
+            return None;
+        }
+        let readers: Vec<UserId> = chat.seen.with(|s| {
+            s.get(&c.id)
+                .map(|by| {
+                    by.iter()
+                        .filter(|(u, read)| **u != me && **read >= seq)
+                        .map(|(u, _)| *u)
+                        .collect()
+                })
+                .unwrap_or_default()
         });
-        (direct.get() && mine && read.flatten().is_some_and(|r| r >= seq)).then_some(())
+        let others: Vec<_> = c.members.iter().filter(|m| m.id != me).collect();
+        let names: Vec<_> = others
+            .iter()
+            .filter(|m| readers.contains(&m.id))
+            .map(|m| m.username.clone())
+            .collect();
+        match (c.kind, names.len()) {
+            (_, 0) => None,
+            (ConvKind::Direct, _) => Some("Seen".to_owned()),
+            (ConvKind::Group, n) if n == others.len() => Some("Seen by everyone".to_owned()),
+            (ConvKind::Group, _) => Some(format!("Seen by {}", names.join(", "))),
+        }
+    };
+    let open_unread = move || {
+        let id = id.get()?;
+        let n = chat.conversations.with(|i| i.get(id).map(unread))?;
+        (n > 0).then_some(n)
     };
 
     view! {
-        <div
-            class="log"
-            class:direct=direct
-            role="log"
-            aria-label="Messages"
-            node_ref=log
-            on:scroll=on_scroll
-        >
-            <div class="log-top">
-                <Show when=move || chat.has_more.get()>
-                    <button
-                        type="button"
-                        class="ghost small"
-                        disabled=move || chat.loading_history.get()
-                        on:click=move |_| load_older()
-                    >
-                        "Load older messages"
-                    </button>
-                </Show>
-                <Show when=move || {
-                    !chat.has_more.get() && !chat.loading_history.get()
-                        && chat.messages.with(|m| m.is_empty())
-                        && chat.history_error.with(|e| e.is_none())
-                }>
-                    <p class="log-empty">"No messages yet. Say hello!"</p>
-                </Show>
-                <p class="error" role="alert">{move || chat.history_error.get()}</p>
+        <div class="log-wrap">
+            <div
+                class="log"
+                class:group=is_group
+                role="log"
+                aria-labelledby="pane-title"
+                node_ref=log
+                on:scroll=on_scroll
+            >
+                <div class="log-top">
+                    <Show when=move || chat.has_more.get()>
+                        <button
+                            type="button"
+                            class="ghost small"
+                            disabled=move || chat.loading_history.get()
+                            on:click=move |_| chat.load_older()
+                        >
+                            "Load older messages"
+                        </button>
+                    </Show>
+                    <Show when=move || {
+                        !chat.has_more.get() && !chat.loading_history.get()
+                            && chat.messages.with(|m| m.is_empty())
+                            && chat.history_error.with(|e| e.is_none())
+                    }>
+                        <p class="log-empty">"No messages yet. Say hello!"</p>
+                    </Show>
+                    <p class="error" role="alert">{move || chat.history_error.get()}</p>
+                </div>
+                <ol class="messages">
+                    <For each=rows key=Row::key let:row>
+                        {match row {
+                            Row::Day { label, .. } => {
+                                view! { <li class="day"><span>{label}</span></li> }.into_any()
+                            }
+                            Row::NewMessages => {
+                                view! { <li class="new-line"><span>"New messages"</span></li> }.into_any()
+                            }
+                            Row::Message { m, head } => {
+                                let mine = m.sender.id == me;
+                                view! { <MessageItem m head mine/> }.into_any()
+                            }
+                        }}
+                    </For>
+                    {move || seen().map(|text| view! { <li class="seen">{text}</li> })}
+                    <For each=pending key=|e| (e.client_id.clone(), e.failed.clone()) let:e>
+                        <PendingItem e/>
+                    </For>
+                </ol>
             </div>
-            <ol class="messages">
-                <For each=messages key=|m| m.seq let:m>
-                    <MessageItem mine=m.sender.id == me m/>
-                </For>
-                <For each=pending key=|e| (e.client_id.clone(), e.failed.clone()) let:e>
-                    <PendingItem e/>
-                </For>
-            </ol>
-            <Show when=move || seen().is_some()>
-                <p class="seen">"Seen"</p>
+            <Show when=move || !following.get() && open_unread().is_some()>
+                <button type="button" class="jump" on:click=jump_to_newest>
+                    "New messages "
+                    <span aria-hidden="true">"↓"</span>
+                    " (" {move || open_unread().unwrap_or(0)} ")"
+                </button>
             </Show>
         </div>
     }
 }
 
+/// One stored message. The head of a run shows the sender (in groups) and the time; the others
+/// show the time on hover. The sender is always named for screen readers.
 #[component]
-fn MessageItem(m: Message, mine: bool) -> impl IntoView {
+fn MessageItem(m: Message, head: bool, mine: bool) -> impl IntoView {
+    let at = format::local(&m.at);
+    let colour = format::colour(m.sender.id);
+    let who = if mine {
+        "You".to_owned()
+    } else {
+        m.sender.username.clone()
+    };
     view! {
-        <li class="msg" class:mine=mine data-seq=m.seq>
+        <li class="msg" class:mine=mine class:head=head data-seq=m.seq>
+            {(!mine)
+                .then(|| {
+                    view! {
+                        <span class="msg-avatar">
+                            {head.then(|| view! { <Avatar name=m.sender.username.clone() user=m.sender.id/> })}
+                        </span>
+                    }
+                })}
             <div class="bubble">
-                <span class="sender">{m.sender.username}</span>
-                // Text, not HTML: Leptos escapes it, so "<script>" shows as typed.
-                <p class="body">{m.body}</p>
+                <span class=format!("sender {colour}")>{who}</span>
+                <p class="body">{body(&m.body)}</p>
                 <span class="meta">
-                    <time datetime=m.at.to_rfc3339()>{clock(&m.at)}</time>
+                    <time datetime=m.at.to_rfc3339() title=format::full_time(at)>
+                        {format::clock(at)}
+                    </time>
                 </span>
             </div>
         </li>
     }
 }
 
-/// A message in the outbox: "Sending…" until acknowledged, or the server's refusal with Retry and
-/// Discard.
+/// A body as text and links: Leptos escapes text, so "<script>" shows as typed.
+fn body(text: &str) -> impl IntoView {
+    format::linkify(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => text.into_any(),
+            Piece::Link(url) => {
+                let text = url.clone();
+                view! { <a href=url target="_blank" rel="noopener noreferrer">{text}</a> }
+                    .into_any()
+            }
+        })
+        .collect_view()
+}
+
+/// A message in the outbox: "Sending…" until shown as stored, or the server's refusal with Retry
+/// and Discard.
 #[component]
 fn PendingItem(e: OutboxEntry) -> impl IntoView {
     let chat = use_chat();
@@ -233,9 +388,10 @@ fn PendingItem(e: OutboxEntry) -> impl IntoView {
     let state = if failed { "failed" } else { "pending" };
     let (retry_id, discard_id) = (e.client_id.clone(), e.client_id.clone());
     view! {
-        <li class="msg mine" class:pending=!failed class:failed=failed data-state=state>
+        <li class="msg mine head" class:pending=!failed class:failed=failed data-state=state>
             <div class="bubble">
-                <p class="body">{e.body}</p>
+                <span class="sender">"You"</span>
+                <p class="body">{body(&e.body)}</p>
                 {match e.failed {
                     None => view! { <span class="meta">"Sending…"</span> }.into_any(),
                     Some(reason) => {
@@ -265,6 +421,19 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
     let chat = use_chat();
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    let input = NodeRef::<html::Textarea>::new();
+    // Opening a conversation puts the cursor where the person will type.
+    Effect::new(move |_| {
+        id.track();
+        request_animation_frame(move || {
+            if let Some(el) = input.try_get_untracked().flatten() {
+                let _ = el.focus();
+            }
+        });
+    });
+    let count = move || text.with(|t| t.chars().count());
+    let over = move || count() > MAX_BODY_CHARS;
+    let near_limit = move || count() >= COUNT_FROM;
     let send = move || {
         let Some(conv) = id.get_untracked() else {
             return;
@@ -293,7 +462,11 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
             }
         >
             <textarea
+                id="composer"
+                node_ref=input
                 aria-label="Message"
+                aria-describedby="composer-count composer-error"
+                aria-invalid=move || over().to_string()
                 placeholder="Write a message…"
                 rows="1"
                 prop:value=move || text.get()
@@ -305,23 +478,82 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
                 }
                 on:keydown=on_keydown
             ></textarea>
+            <span id="composer-count" class="counter" class:over=over class:shown=near_limit>
+                {move || near_limit().then(|| format!("{} / {MAX_BODY_CHARS}", count()))}
+            </span>
             <button type="submit" class="primary">"Send"</button>
         </form>
-        <p class="error composer-error" role="alert">{move || error.get()}</p>
+        <p id="composer-error" class="error composer-error" role="alert">{move || error.get()}</p>
     }
 }
 
-/// "14:05" in the reader's time zone (the browser's), or UTC while rendering on the server.
-pub fn clock(at: &DateTime<Utc>) -> String {
-    #[cfg(feature = "hydrate")]
-    {
-        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
-            at.timestamp_millis() as f64
-        ));
-        format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+// ----- measuring the log -------------------------------------------------------------------------
+// Items' `offsetTop` is measured from the top of the log's content (the log is `position:
+// relative` in the stylesheet), so it does not change while scrolling.
+
+fn near_bottom(el: &HtmlDivElement) -> bool {
+    el.scroll_height() - el.scroll_top() - el.client_height() < BOTTOM_SLACK
+}
+
+/// The rows of the message list, in order.
+fn list_items(el: &HtmlDivElement) -> Option<leptos::web_sys::HtmlCollection> {
+    Some(el.query_selector("ol.messages").ok()??.children())
+}
+
+fn item(items: &leptos::web_sys::HtmlCollection, i: u32) -> Option<HtmlElement> {
+    items.item(i).map(JsCast::unchecked_into)
+}
+
+fn seq_of(item: &HtmlElement) -> Option<Seq> {
+    item.get_attribute("data-seq")?.parse().ok()
+}
+
+/// The index of the first row whose `edge` (top or bottom) is below `y`: rows are in order, so a
+/// binary search.
+fn first_below(
+    items: &leptos::web_sys::HtmlCollection,
+    y: i32,
+    edge: impl Fn(&HtmlElement) -> i32,
+) -> u32 {
+    let (mut lo, mut hi) = (0, items.length());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match item(items, mid) {
+            Some(e) if edge(&e) > y => hi = mid,
+            _ => lo = mid + 1,
+        }
     }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        at.format("%H:%M").to_string()
-    }
+    lo
+}
+
+/// The first message at least partly on screen, and its offset from the top of the view.
+fn first_on_screen(el: &HtmlDivElement) -> Option<(Seq, i32)> {
+    let items = list_items(el)?;
+    let top = el.scroll_top();
+    let start = first_below(&items, top, |e| e.offset_top() + e.offset_height());
+    (start..items.length()).find_map(|i| {
+        let e = item(&items, i)?;
+        seq_of(&e).map(|seq| (seq, e.offset_top() - top))
+    })
+}
+
+/// The newest message at least partly on screen.
+fn last_on_screen(el: &HtmlDivElement) -> Option<Seq> {
+    let items = list_items(el)?;
+    let (top, bottom) = (el.scroll_top(), el.scroll_top() + el.client_height());
+    let end = first_below(&items, bottom - 1, |e| e.offset_top());
+    (0..end).rev().find_map(|i| {
+        let e = item(&items, i)?;
+        if e.offset_top() + e.offset_height() <= top {
+            return Some(None); // everything further up is off screen too
+        }
+        seq_of(&e).map(Some)
+    })?
+}
+
+fn find_item(el: &HtmlDivElement, seq: Seq) -> Option<HtmlElement> {
+    let found = el
+        .query_selector(&format!("li[data-seq=\"{seq}\"]"))
+        .ok()??;
+    Some(found.unchecked_into())
 }

@@ -4,12 +4,14 @@
 //! - `/` and `/c/:id`: [`chat::ChatPage`] — the two-pane chat (conversation list + message pane).
 //!   It stays mounted while the user switches conversations, so the WebSocket lives on.
 //!
-//! Live state and delivery rules are in [`state`]; the components only render it and turn clicks
-//! into calls on it.
+//! Live state is in [`state`] (the delivery rules it applies in [`crate::delivery`]); how messages
+//! and times are put into rows and words is in [`format`]. The components only render them and
+//! turn clicks into calls on the state.
 
 mod auth;
 mod chat;
 mod conversation;
+pub mod format;
 mod group;
 mod sidebar;
 pub mod state;

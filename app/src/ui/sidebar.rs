@@ -1,12 +1,17 @@
-//! The left pane: who I am and "Log out", starting a direct chat, creating a group, and the
-//! conversation list (newest activity first, with unread counts and the last message).
+//! The left pane: who I am and "Log out", the "New chat" dialog (a direct chat by username, or a
+//! new group), and the conversation list (newest activity first, with unread counts, the last
+//! message and how long ago it came; arrow keys move through it).
 
+use super::format;
 use super::state::{use_chat, Chat};
 use crate::api::{CreateGroup, Logout, OpenDirect};
 use crate::delivery::unread;
-use crate::model::{ConvKind, Conversation};
+use crate::model::{ConvKind, Conversation, UserId};
+use leptos::ev::KeyboardEvent;
 use leptos::html;
 use leptos::prelude::*;
+use leptos::wasm_bindgen::{JsCast, JsValue};
+use leptos::web_sys::HtmlElement;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
@@ -14,83 +19,101 @@ use leptos_router::NavigateOptions;
 pub fn Sidebar() -> impl IntoView {
     let chat = use_chat();
     let logout = ServerAction::<Logout>::new();
-    let me = chat.me.with_value(|u| u.username.clone());
+    let (my_name, my_id) = chat.me.with_value(|u| (u.username.clone(), u.id));
+    let dialog = NodeRef::<html::Dialog>::new();
     view! {
         <aside class="sidebar">
             <header class="me">
-                <span class="brand">"Tidings"</span>
+                <h1 class="brand">"Tidings"</h1>
                 <span class="who" title="Logged in as">
-                    <span class="avatar" aria-hidden="true">{initial(&me)}</span>
-                    {me.clone()}
+                    <Avatar name=my_name.clone() user=my_id small=true/>
+                    <span class="who-name">{my_name.clone()}</span>
                 </span>
                 <ActionForm action=logout>
                     <button type="submit" class="ghost">"Log out"</button>
                 </ActionForm>
             </header>
-            <StartChat/>
-            <NewGroup/>
+            <div class="sidebar-actions">
+                <button
+                    type="button"
+                    class="primary wide"
+                    aria-haspopup="dialog"
+                    on:click=move |_| {
+                        if let Some(d) = dialog.get_untracked() {
+                            let _ = d.show_modal();
+                        }
+                    }
+                >
+                    "New chat"
+                </button>
+            </div>
+            <NewChatDialog dialog/>
             <ConversationList/>
         </aside>
     }
 }
 
-/// "Start a chat with [username] (Chat)": opens (or creates) the direct chat and shows it.
+/// A round avatar: the first letter of the name on the user's own colour.
 #[component]
-fn StartChat() -> impl IntoView {
+pub fn Avatar(
+    name: String,
+    user: UserId,
+    #[prop(optional)] small: bool,
+    /// Whether the person is online, for a direct chat's avatar.
+    #[prop(optional, into)]
+    online: Option<Signal<bool>>,
+) -> impl IntoView {
+    view! {
+        <span class=format!("avatar {}", format::colour(user)) class:small=small aria-hidden="true">
+            {initial(&name)}
+            {online.map(|online| view! { <span class="dot" class:online=online></span> })}
+        </span>
+    }
+}
+
+/// "New chat": a modal dialog with the two ways to start one. Escape, "Close" or a click outside
+/// close it; starting a chat closes it and opens the chat.
+#[component]
+fn NewChatDialog(dialog: NodeRef<html::Dialog>) -> impl IntoView {
     let chat = use_chat();
     let open_direct = ServerAction::<OpenDirect>::new();
-    let form = NodeRef::<html::Form>::new();
+    let create = ServerAction::<CreateGroup>::new();
+    let direct_form = NodeRef::<html::Form>::new();
+    let group_form = NodeRef::<html::Form>::new();
+    let close = move || {
+        if let Some(d) = dialog.get_untracked() {
+            d.close();
+        }
+    };
     let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(conv)) = open_direct.value().get() {
+    let started = move |conv: Conversation| {
+        for form in [direct_form, group_form] {
             if let Some(form) = form.get_untracked() {
                 form.reset();
             }
-            show(chat, conv, &navigate);
+        }
+        close();
+        show(chat, conv, &navigate);
+    };
+    let started_direct = started.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(conv)) = open_direct.value().get() {
+            started_direct(conv);
         }
     });
-    let error = move || {
+    Effect::new(move |_| {
+        if let Some(Ok(conv)) = create.value().get() {
+            started(conv);
+        }
+    });
+    let direct_error = move || {
         open_direct
             .value()
             .get()
             .and_then(Result::err)
             .map(|e| e.message)
     };
-    view! {
-        <ActionForm action=open_direct node_ref=form>
-            <div class="start-chat">
-                <label class="field">
-                    <span>"Start a chat with"</span>
-                    <input
-                        name="username"
-                        placeholder="username"
-                        autocomplete="off"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        required
-                    />
-                </label>
-                <button type="submit" disabled=move || open_direct.pending().get()>"Chat"</button>
-            </div>
-            <p class="error" role="alert">{error}</p>
-        </ActionForm>
-    }
-}
-
-/// "New group" reveals the group form: a name and comma-separated members.
-#[component]
-fn NewGroup() -> impl IntoView {
-    let chat = use_chat();
-    let create = ServerAction::<CreateGroup>::new();
-    let shown = RwSignal::new(false);
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(Ok(conv)) = create.value().get() {
-            shown.set(false);
-            show(chat, conv, &navigate);
-        }
-    });
-    let error = move || {
+    let group_error = move || {
         create
             .value()
             .get()
@@ -98,17 +121,48 @@ fn NewGroup() -> impl IntoView {
             .map(|e| e.message)
     };
     view! {
-        <div class="new-group">
-            <button
-                type="button"
-                class="ghost wide"
-                aria-expanded=move || shown.get().to_string()
-                on:click=move |_| shown.update(|s| *s = !*s)
-            >
-                "New group"
-            </button>
-            <Show when=move || shown.get()>
-                <ActionForm action=create>
+        <dialog
+            class="new-chat"
+            node_ref=dialog
+            aria-labelledby="new-chat-title"
+            // A click on the backdrop lands on the dialog itself; clicks inside land on its content.
+            on:click=move |ev| {
+                let on_backdrop = ev
+                    .target()
+                    .zip(dialog.get_untracked())
+                    .is_some_and(|(target, d)| same(&target, &d));
+                if on_backdrop {
+                    close();
+                }
+            }
+        >
+            <div class="dialog-body">
+                <header class="dialog-head">
+                    <h2 id="new-chat-title">"New chat"</h2>
+                    <button type="button" class="ghost small" on:click=move |_| close()>"Close"</button>
+                </header>
+                <ActionForm action=open_direct node_ref=direct_form>
+                    <div class="start-chat">
+                        <label class="field">
+                            <span>"Start a chat with"</span>
+                            <input
+                                name="username"
+                                placeholder="username"
+                                autocomplete="off"
+                                autocapitalize="none"
+                                spellcheck="false"
+                                autofocus=true
+                                required
+                                aria-invalid=move || direct_error().is_some().to_string()
+                                aria-describedby="direct-error"
+                            />
+                        </label>
+                        <button type="submit" class="primary" disabled=move || open_direct.pending().get()>"Chat"</button>
+                    </div>
+                    <p id="direct-error" class="error" role="alert">{direct_error}</p>
+                </ActionForm>
+                <h3 class="dialog-section">"Or a new group"</h3>
+                <ActionForm action=create node_ref=group_form>
                     <div class="group-form">
                         <label class="field">
                             <span>"Group name"</span>
@@ -121,20 +175,18 @@ fn NewGroup() -> impl IntoView {
                                 placeholder="alice, bob"
                                 autocomplete="off"
                                 autocapitalize="none"
+                                aria-invalid=move || group_error().is_some().to_string()
+                                aria-describedby="group-error"
                             />
                         </label>
-                        <button
-                            type="submit"
-                            class="primary"
-                            disabled=move || create.pending().get()
-                        >
-                            "Create"
+                        <button type="submit" class="primary" disabled=move || create.pending().get()>
+                            "Create group"
                         </button>
-                        <p class="error" role="alert">{error}</p>
+                        <p id="group-error" class="error" role="alert">{group_error}</p>
                     </div>
                 </ActionForm>
-            </Show>
-        </div>
+            </div>
+        </dialog>
     }
 }
 
@@ -148,16 +200,42 @@ fn show(chat: Chat, conv: Conversation, navigate: &impl Fn(&str, NavigateOptions
 #[component]
 fn ConversationList() -> impl IntoView {
     let chat = use_chat();
+    let list = NodeRef::<html::Ul>::new();
     let rows = move || {
         chat.conversations
             .with(|inbox| inbox.iter().cloned().collect::<Vec<_>>())
     };
+    // Up and down arrows move between conversations (Tab still leaves the list).
+    let on_keydown = move |ev: KeyboardEvent| {
+        let step: i32 = match ev.key().as_str() {
+            "ArrowDown" => 1,
+            "ArrowUp" => -1,
+            _ => return,
+        };
+        let Some(ul) = list.get_untracked() else {
+            return;
+        };
+        let links: Vec<HtmlElement> = (0..ul.children().length())
+            .filter_map(|i| ul.children().item(i)?.first_element_child())
+            .map(JsCast::unchecked_into)
+            .collect();
+        let active = document().active_element();
+        let Some(at) = links
+            .iter()
+            .position(|l| active.as_ref().is_some_and(|a| same(a, l)))
+        else {
+            return;
+        };
+        let next = (at as i32 + step).clamp(0, links.len() as i32 - 1) as usize;
+        ev.prevent_default();
+        let _ = links[next].focus();
+    };
     view! {
         <nav class="conversations" aria-label="Conversations">
             <Show when=move || chat.conversations.with(|c| c.is_empty())>
-                <p class="empty">"No conversations yet. Start a chat or create a group."</p>
+                <p class="empty">"No conversations yet. Start one with “New chat”."</p>
             </Show>
-            <ul>
+            <ul node_ref=list on:keydown=on_keydown>
                 <For each=rows key=|c| (c.id, c.last_seq, c.last_read_seq, c.title.clone()) let:conv>
                     <ConversationRow conv/>
                 </For>
@@ -173,11 +251,12 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
     let href = format!("/c/{id}");
     let is_open = move || chat.open.get() == Some(id);
     let me = chat.me_id();
-    // A direct chat's dot shows whether the other person is online.
+    // A direct chat shows the other person: their colour, and whether they are online.
     let peer = (conv.kind == ConvKind::Direct)
         .then(|| conv.members.iter().find(|m| m.id != me).map(|m| m.id))
         .flatten();
-    let peer_online = move || peer.is_some_and(|p| chat.online.with(|o| o.contains(&p)));
+    let peer_online =
+        Signal::derive(move || peer.is_some_and(|p| chat.online.with(|o| o.contains(&p))));
     let preview = match &conv.last_message {
         Some(m) if m.sender.id == me => format!("You: {}", m.body),
         Some(m) if conv.kind == ConvKind::Group => format!("{}: {}", m.sender.username, m.body),
@@ -185,13 +264,24 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
         None => "No messages yet".to_owned(),
     };
     let preview: String = preview.chars().take(80).collect();
-    let time = conv
-        .last_message
-        .as_ref()
-        .map(|m| super::conversation::clock(&m.at))
-        .unwrap_or_default();
+    let last_at = conv.last_message.as_ref().map(|m| m.at);
+    let time = move || {
+        chat.minute.track();
+        last_at.map(|at| format::list_time(format::local(&at), format::now_local()))
+    };
+    let full_time = last_at.map(|at| format::full_time(format::local(&at)));
     let unread = unread(&conv);
     let desc_id = format!("conv-desc-{id}");
+    let described_by = desc_id.clone();
+    let avatar = match (conv.kind, peer) {
+        (ConvKind::Direct, Some(peer)) => {
+            view! { <Avatar name=conv.title.clone() user=peer online=peer_online/> }.into_any()
+        }
+        _ => view! {
+            <span class="avatar group" aria-hidden="true">{initial(&conv.title)}</span>
+        }
+        .into_any(),
+    };
     view! {
         <li>
             // Named by the title alone, so the list reads (and is found) by conversation name;
@@ -200,20 +290,18 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
                 href=href
                 class="conv"
                 class:active=is_open
+                class:unread={unread > 0}
                 aria-current=move || is_open().then_some("page")
                 aria-label=conv.title.clone()
-                aria-describedby=desc_id
+                aria-describedby=described_by
             >
-                <span class="avatar" class:group=conv.kind == ConvKind::Group aria-hidden="true">
-                    {initial(&conv.title)}
-                    <span class="dot" class:online=peer_online></span>
-                </span>
+                {avatar}
                 <span class="conv-main">
                     <span class="conv-top">
                         <span class="conv-title">{conv.title.clone()}</span>
-                        <span class="conv-time">{time}</span>
+                        <span class="conv-time" title=full_time>{time}</span>
                     </span>
-                    <span class="conv-bottom" id=desc_id.clone()>
+                    <span class="conv-bottom" id=desc_id>
                         <span class="conv-preview">{preview}</span>
                         {(unread > 0)
                             .then(|| {
@@ -229,6 +317,11 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
             </a>
         </li>
     }
+}
+
+/// Whether two DOM handles are the same node.
+pub fn same(a: &impl AsRef<JsValue>, b: &impl AsRef<JsValue>) -> bool {
+    a.as_ref() == b.as_ref()
 }
 
 /// The first letter of a name, for the round avatar.

@@ -7,6 +7,10 @@
 //! else here is state that exists for the views: the open conversation's messages, who is online
 //! or typing, what others have read.
 //!
+//! Reading is honest: a message counts as read only once the view reports it was on screen
+//! ([`Chat::saw`]) while the person could be looking ([`Chat::attentive`]: the tab visible and
+//! focused). Until then it raises the unread count, even in the open conversation.
+//!
 //! The same code is compiled on the server (for server-side rendering, where nothing connects and
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
 
@@ -74,10 +78,19 @@ pub struct Chat {
     pub seen: RwSignal<HashMap<ConvId, HashMap<UserId, Seq>>>,
     /// The open conversation was taken away (I left or was removed): leave its page.
     pub removed_while_open: RwSignal<Option<ConvId>>,
+    /// The tab is visible and focused: what is on screen is being read.
+    pub attentive: RwSignal<bool>,
+    /// Ticks every minute, so that relative times ("5 min") stay true.
+    pub minute: RwSignal<u64>,
+    /// Where the "New messages" line goes in the open conversation: the first message that was
+    /// unread when it was opened, or the first that came while the person was away.
+    pub divider: RwSignal<Option<Seq>>,
     /// Cursors, parked messages, gap requests: nothing a view renders.
     delivery: StoredValue<Delivery>,
     /// When we last told the server the user is typing (milliseconds since the epoch).
     typing_sent_at: StoredValue<f64>,
+    /// The group I am leaving myself: its removal needs no explaining.
+    leaving: StoredValue<Option<ConvId>>,
 }
 
 impl Chat {
@@ -97,8 +110,12 @@ impl Chat {
             notice: RwSignal::new(None),
             seen: RwSignal::new(HashMap::new()),
             removed_while_open: RwSignal::new(None),
+            attentive: RwSignal::new(true),
+            minute: RwSignal::new(0),
+            divider: RwSignal::new(None),
             delivery: StoredValue::new(Delivery::new(me)),
             typing_sent_at: StoredValue::new(0.0),
+            leaving: StoredValue::new(None),
         }
     }
 
@@ -108,18 +125,17 @@ impl Chat {
 
     // ----- the conversation list -------------------------------------------------------------
 
-    /// Replaces the list with the server's (on start and after every reconnect).
+    /// Replaces the list with the server's (on start and after every reconnect), and tells the
+    /// server again about reads it missed.
     pub fn set_conversations(&self, list: Vec<Conversation>) {
         self.delivery.update_value(|d| d.follow(&list));
-        let open = self.open.get_untracked();
-        self.conversations.update(|inbox| {
-            inbox.replace(list);
-            // The open conversation is being read.
-            if let Some(c) = open.and_then(|id| inbox.get(id)) {
-                let (id, seq) = (c.id, c.last_seq);
-                inbox.mark_read(id, seq);
-            }
-        });
+        let untold = self
+            .conversations
+            .try_update(|inbox| inbox.replace(list))
+            .unwrap_or_default();
+        for (conv, seq) in untold {
+            platform::transmit(&ClientFrame::Read { conv, seq });
+        }
     }
 
     /// Adds or updates one conversation (from `open_direct`, `create_group` or a `conversation`
@@ -130,7 +146,21 @@ impl Chat {
         self.conversations.update(|inbox| inbox.upsert(conv));
     }
 
+    /// I am leaving group `conv` (so its removal is no news to me).
+    pub fn leaving(&self, conv: ConvId) {
+        self.leaving.set_value(Some(conv));
+    }
+
     fn remove_conversation(&self, id: ConvId) {
+        let title = self
+            .conversations
+            .with_untracked(|i| i.get(id).map(|c| c.title.clone()));
+        if let Some(title) = title {
+            if self.leaving.get_value() != Some(id) {
+                self.notice
+                    .set(Some(format!("You were removed from “{title}”.")));
+            }
+        }
         self.delivery.update_value(|d| d.forget(id));
         self.seen.update(|seen| {
             seen.remove(&id);
@@ -159,27 +189,33 @@ impl Chat {
 
     // ----- the open conversation --------------------------------------------------------------
 
-    /// Shows `id` in the message pane: loads its newest page of history and marks it read.
+    /// Shows `id` in the message pane: loads its newest page of history, with the "New messages"
+    /// line before the first unread one. Reading it is up to [`Chat::saw`].
     pub fn open_conversation(&self, id: ConvId) {
         if self.open.get_untracked() == Some(id) {
             return;
         }
+        self.divider
+            .set(self.conversations.with_untracked(|i| i.first_unread(id)));
         self.open.set(Some(id));
         self.messages.set(BTreeMap::new());
         self.has_more.set(false);
         self.history_error.set(None);
-        self.conversations.update(|inbox| {
-            if let Some(seq) = inbox.get(id).map(|c| c.last_seq) {
-                inbox.mark_read(id, seq);
-            }
-        });
         self.load_history(id, None);
     }
 
     pub fn close_conversation(&self) {
         self.open.set(None);
+        self.divider.set(None);
         self.messages.set(BTreeMap::new());
         self.has_more.set(false);
+    }
+
+    /// The view showed `conv` up to `seq` on screen. Read, if the person could see it.
+    pub fn saw(&self, conv: ConvId, seq: Seq) {
+        if self.attentive.get_untracked() && self.open.get_untracked() == Some(conv) {
+            self.mark_read(conv, seq);
+        }
     }
 
     /// Loads the page before the oldest message shown (scrolling up).
@@ -208,16 +244,12 @@ impl Chat {
             chat.loading_history.set(false);
             match page {
                 Ok(page) => {
-                    let newest = page.messages.last().map(|m| m.seq);
                     chat.messages.update(|msgs| {
                         for m in page.messages {
                             msgs.insert(m.seq, m);
                         }
                     });
                     chat.has_more.set(page.has_more);
-                    if let Some(seq) = newest {
-                        chat.mark_read(id, seq);
-                    }
                 }
                 Err(e) => chat.history_error.set(Some(e.message)),
             }
@@ -312,13 +344,6 @@ impl Chat {
                 return;
             };
             platform::transmit(&sync);
-            // Also re-announce how far we read the open conversation.
-            if let Some(id) = chat.open.try_get_untracked().flatten() {
-                chat.delivery.update_value(|d| d.forget_receipt(id));
-                if let Some(seq) = chat.messages.with_untracked(|m| m.keys().last().copied()) {
-                    chat.mark_read(id, seq);
-                }
-            }
         });
     }
 
@@ -444,15 +469,25 @@ impl Chat {
         }
     }
 
-    /// Shows a message that is next in order: list preview, read position, the open pane.
+    /// Shows a message that is next in order: list preview, the open pane. Whether it is read is
+    /// for the view to say ([`Chat::saw`]).
     fn show(&self, m: Message) {
         let me = self.me_id();
         let is_open = self.open.get_untracked() == Some(m.conv);
+        let caught_up = self
+            .conversations
+            .with_untracked(|i| i.first_unread(m.conv).is_none());
         self.typing
             .update(|t| t.retain(|x| !(x.conv == m.conv && x.user.id == m.sender.id)));
         self.conversations.update(|inbox| inbox.record(&m, me));
         if is_open {
-            let (conv, seq) = (m.conv, m.seq);
+            if m.sender.id == me {
+                // Writing means having caught up: the line has done its job.
+                self.divider.set(None);
+            } else if !self.attentive.get_untracked() && caught_up {
+                // The first news while the person is away: back, they see where it starts.
+                self.divider.set(Some(m.seq));
+            }
             let mut trimmed = false;
             self.messages.update(|msgs| {
                 msgs.insert(m.seq, m);
@@ -464,7 +499,6 @@ impl Chat {
             if trimmed {
                 self.has_more.set(true);
             }
-            self.mark_read(conv, seq);
         }
     }
 }
@@ -620,20 +654,77 @@ mod tests {
             .conversations
             .with_untracked(|i| i.get(CONV).cloned().unwrap());
         assert_eq!(c.last_message.as_ref().unwrap().body, "m3");
-        // The open conversation is read as it comes, and the server is told.
-        assert_eq!(unread(&chat), 0);
-        assert!(sent().contains(&ClientFrame::Read { conv: CONV, seq: 3 }));
     }
 
     #[test]
-    fn unread_counts_grow_only_for_conversations_not_open() {
+    fn a_message_is_read_once_seen_by_someone_looking() {
         let chat = chat_at(0);
         chat.on_frame(message(1, 2));
+        chat.on_frame(message(2, 2));
+        // In the open conversation, but not on screen yet.
+        assert_eq!(unread(&chat), 2);
+        // On screen in a hidden or unfocused tab: still unread, and nobody is told.
+        chat.attentive.set(false);
+        chat.saw(CONV, 2);
+        assert_eq!(unread(&chat), 2);
+        assert!(!sent().iter().any(|f| matches!(f, ClientFrame::Read { .. })));
+        // The person looks: read, and the server hears it once.
+        chat.attentive.set(true);
+        chat.saw(CONV, 1);
+        chat.saw(CONV, 2);
+        chat.saw(CONV, 2);
         assert_eq!(unread(&chat), 0);
-        chat.close_conversation();
+        let reads: Vec<_> = sent()
+            .into_iter()
+            .filter(|f| matches!(f, ClientFrame::Read { .. }))
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                ClientFrame::Read { conv: CONV, seq: 1 },
+                ClientFrame::Read { conv: CONV, seq: 2 }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_new_messages_line_marks_what_came_while_away() {
+        let chat = chat_at(0);
+        // Opened with message 1 unread, then read: the line from opening is stale.
+        chat.divider.set(Some(1));
+        chat.on_frame(message(1, 2));
+        chat.saw(CONV, 1);
+        chat.attentive.set(false);
         chat.on_frame(message(2, 2));
         chat.on_frame(message(3, 2));
-        assert_eq!(unread(&chat), 2);
+        assert_eq!(chat.divider.get_untracked(), Some(2));
+        // Writing clears it.
+        chat.on_frame(message(4, 1));
+        assert_eq!(chat.divider.get_untracked(), None);
+    }
+
+    #[test]
+    fn reads_the_server_missed_are_told_again_after_a_reconnect() {
+        let chat = chat_at(2);
+        chat.on_frame(message(3, 2));
+        chat.saw(CONV, 3);
+        sent();
+        // The receipt was lost with the connection: the fresh list still says 2.
+        let mut fresh = conversation(3);
+        fresh.last_read_seq = 2;
+        chat.set_conversations(vec![fresh]);
+        assert_eq!(sent(), [ClientFrame::Read { conv: CONV, seq: 3 }]);
+        assert_eq!(unread(&chat), 0);
+    }
+
+    #[test]
+    fn unread_counts_follow_my_other_tabs_and_my_own_messages() {
+        let chat = chat_at(0);
+        chat.close_conversation();
+        for seq in 1..=3 {
+            chat.on_frame(message(seq, 2));
+        }
+        assert_eq!(unread(&chat), 3);
         // Another tab of mine read up to 2.
         chat.on_frame(ServerFrame::Read {
             conv: CONV,
