@@ -9,12 +9,11 @@
 //!
 //! Owns the crypto; the rows themselves are the store's. Nothing here touches HTTP.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,12 +22,20 @@ use tokio::sync::oneshot;
 /// How long a session lasts without logging in again.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Hashes a password with argon2id and a random salt. Slow on purpose: run it on a [`HashPool`].
+/// Hashes a password with argon2id and a random salt, as a PHC string (`$argon2id$v=19$…`).
+/// Slow on purpose: run it on a [`HashPool`].
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let argon = Argon2::default();
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+    let hash = compute(&argon, password, salt.as_salt(), Params::DEFAULT_OUTPUT_LEN)?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(argon.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(hash),
+    }
+    .to_string())
 }
 
 /// Checks a password against a stored hash. With no stored hash (unknown user) it still does the
@@ -36,15 +43,53 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
-    let hash = stored.unwrap_or(dummy);
-    let ok = PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false);
+    let ok = check(password, stored.unwrap_or(dummy)).unwrap_or(false);
     ok && stored.is_some()
+}
+
+/// Recomputes a stored PHC hash (with its own algorithm, version, parameters and salt) and
+/// compares the outputs in constant time.
+fn check(password: &str, stored: &str) -> Result<bool, argon2::password_hash::Error> {
+    let parsed = PasswordHash::new(stored)?;
+    let expected = parsed.hash.ok_or(argon2::password_hash::Error::Password)?;
+    let salt = parsed.salt.ok_or(argon2::password_hash::Error::Password)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let argon = Argon2::new(
+        Algorithm::try_from(parsed.algorithm)?,
+        version,
+        Params::try_from(&parsed)?,
+    );
+    Ok(compute(&argon, password, salt, expected.len())? == expected)
+}
+
+thread_local! {
+    /// Argon2's working memory (19 MiB with the default parameters), allocated once per thread
+    /// that hashes — the few [`HashPool`] threads — and reused for every hash. Allocating it per
+    /// hash left glibc's allocator holding hundreds of MiB after a burst of sign-ups.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One argon2 computation into an output of `len` bytes, in this thread's reused memory.
+fn compute(
+    argon: &Argon2,
+    password: &str,
+    salt: Salt,
+    len: usize,
+) -> Result<Output, argon2::password_hash::Error> {
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    BLOCKS.with_borrow_mut(|blocks| {
+        blocks.resize(argon.params().block_count(), Block::default());
+        Output::init_with(len, |out| {
+            argon
+                .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut *blocks)
+                .map_err(Into::into)
+        })
+    })
 }
 
 /// A new session token: 256 random bits, hex-encoded. Only the cookie ever holds it.
@@ -166,10 +211,42 @@ mod tests {
     #[test]
     fn passwords_verify_only_against_their_hash() {
         let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password("correct horse", Some(&hash)));
         assert!(!verify_password("wrong horse", Some(&hash)));
         assert!(!verify_password("correct horse", None));
+        assert!(!verify_password("correct horse", Some("not a hash")));
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_still_verify() {
+        // Accounts created before the reused-memory code must keep logging in, whatever
+        // parameters their hash was made with.
+        use argon2::PasswordHasher;
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(8 * 1024, 3, 1, None).unwrap();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let stored = argon
+            .hash_password(b"old account", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("old account", Some(&stored)));
+        assert!(!verify_password("old accounts", Some(&stored)));
+        let ours = hash_password("old account").unwrap();
+        let theirs = Argon2::default()
+            .hash_password(
+                b"old account",
+                PasswordHash::new(&ours).unwrap().salt.unwrap(),
+            )
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            ours, theirs,
+            "the same PHC string as the crate's own hasher"
+        );
     }
 
     #[test]

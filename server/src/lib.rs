@@ -13,6 +13,9 @@
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`http`]    health and metrics
 
+// The app's views are deeply nested types; rendering them here needs more than the default 128.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod backend;
 pub mod bus;

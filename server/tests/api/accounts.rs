@@ -125,3 +125,48 @@ async fn password_is_stored_as_argon2_hash() {
     assert!(hash.starts_with("$argon2"), "{hash}");
     assert!(!hash.contains("correct horse"));
 }
+
+#[tokio::test]
+async fn a_burst_of_sign_ups_beyond_the_hash_queue_is_refused_not_queued() {
+    // One hashing thread and no waiting room: while it hashes, further sign-ups are answered
+    // `rate_limited` at once and create nothing; once it is free they succeed.
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.hash_threads = 1;
+        c.hash_queue = 0;
+    })
+    .await;
+    let names: Vec<String> = (0..8).map(|i| format!("burst{i}")).collect();
+    let forms: Vec<[(&str, &str); 2]> = names
+        .iter()
+        .map(|name| {
+            [
+                ("username", name.as_str()),
+                ("password", "correct horse battery"),
+            ]
+        })
+        .collect();
+    let replies = futures::future::join_all(
+        forms
+            .iter()
+            .map(|form| app.post("/api/register", None, form)),
+    )
+    .await;
+    let refused: Vec<&String> = names
+        .iter()
+        .zip(&replies)
+        .filter(|(_, (status, _))| *status == 429)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!refused.is_empty(), "{replies:?}");
+    for (status, body) in &replies {
+        match status {
+            200 => {}
+            429 => assert_eq!(body["code"], json!("rate_limited"), "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    // Nothing was created for the refused ones: they can register now.
+    for name in refused {
+        app.register(name).await;
+    }
+}
