@@ -51,10 +51,12 @@ test("the hydrated form shows errors and logs in and out", async ({ browser }) =
   await page.getByRole("button", { name: "Register" }).click();
   await expect(page.getByRole("alert")).toContainText(/taken|exists/i);
 
-  // A wrong password.
+  // A wrong password: the fields are marked invalid and described by the error.
   await page.getByLabel("Password").fill("wrong password!");
   await page.getByRole("button", { name: "Log in" }).click();
   await expect(page.getByRole("alert")).toContainText(/password|credentials/i);
+  await expect(page.getByLabel("Password")).toHaveAttribute("aria-invalid", "true");
+  await expect(page.getByLabel("Password")).toHaveAccessibleDescription(/password|credentials/i);
 
   // Enter in the password field logs in.
   await page.getByLabel("Password").fill(PASSWORD);

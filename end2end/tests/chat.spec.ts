@@ -112,6 +112,8 @@ test("scrolling up loads older history, in order, without gaps or repeats", asyn
   }
   await expect(delivered(bob.page)).toHaveText(all);
   await expect(bob.page.getByRole("button", { name: "Load older messages" })).toHaveCount(0);
+  // Older pages are not news: nothing was announced to screen readers.
+  await expect(bob.page.locator(".log-wrap [aria-live='polite']")).toHaveText("");
 
   for (const u of [alice, bob]) {
     expect(u.errors).toEqual([]);

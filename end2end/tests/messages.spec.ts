@@ -121,6 +121,10 @@ test("links, text that looks like HTML, senders for screen readers, and the char
   await box.fill("fits");
   await box.press("Enter");
   await expectMessage(bob.page, "fits");
+  // New messages from others are announced politely; the log itself is not a live region, so
+  // older pages loaded by scrolling are never read out as news.
+  await expect(bob.page.getByRole("log")).toHaveAttribute("aria-live", "off");
+  await expect(bob.page.locator(".log-wrap [aria-live='polite']")).toHaveText(`${alice.name}: fits`);
 
   for (const u of [alice, bob]) {
     expect(u.errors).toEqual([]);

@@ -1,7 +1,8 @@
 //! The one WebSocket to `/ws`, kept alive for as long as the chat page is shown.
 //!
 //! A single task ([`run`]) owns the connection's life: connect, feed every frame to [`Chat`], and
-//! on loss reconnect with exponential backoff and jitter (0.5 s doubling up to 30 s). Browser
+//! on loss reconnect with exponential backoff and jitter (0.5 s doubling up to 30 s), showing the
+//! wait ([`Chat::retry_in`]) so the person can [`retry_now`] instead. Browser
 //! callbacks (socket events, `online`/`offline`, a 1 s tick) only push [`Event`]s into a channel,
 //! so the whole lifecycle reads top-down in one place.
 //!
@@ -19,7 +20,9 @@ use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures::{select, FutureExt, StreamExt};
 use gloo_timers::callback::Interval;
 use gloo_timers::future::TimeoutFuture;
-use leptos::prelude::{window, window_event_listener_untyped, GetUntracked, WindowListenerHandle};
+use leptos::prelude::{
+    window, window_event_listener_untyped, GetUntracked, Set, WindowListenerHandle,
+};
 use leptos::task::spawn_local;
 use std::cell::RefCell;
 use wasm_bindgen::closure::Closure;
@@ -83,6 +86,15 @@ pub fn start(chat: Chat) {
     spawn_local(run(chat, tx, rx));
 }
 
+/// Ends the wait before the next connection attempt (the "Retry now" button).
+pub fn retry_now() {
+    RUNNING.with(|r| {
+        if let Some(running) = &*r.borrow() {
+            let _ = running.events.unbounded_send(Event::RetryNow);
+        }
+    });
+}
+
 /// Stops the connection (the chat page is going away, e.g. on log out).
 pub fn stop() {
     if let Some(running) = RUNNING.with(|r| r.borrow_mut().take()) {
@@ -100,6 +112,8 @@ enum Event {
     Online,
     Offline,
     Tick,
+    /// The person asked to try again now.
+    RetryNow,
     Stop,
 }
 
@@ -151,7 +165,7 @@ async fn run(chat: Chat, tx: UnboundedSender<Event>, mut rx: UnboundedReceiver<E
         if failures >= CHECK_SESSION_AFTER {
             spawn_local(check_session());
         }
-        if !sleep_or_wake(backoff_ms(failures), &mut rx).await {
+        if !sleep_or_wake(&chat, backoff_ms(failures), &mut rx).await {
             return;
         }
     }
@@ -223,19 +237,29 @@ async fn wait_for_online(rx: &mut UnboundedReceiver<Event>) -> bool {
     false
 }
 
-/// Sleeps `ms`, waking early when the browser comes back online. False when stopped instead.
-async fn sleep_or_wake(ms: u32, rx: &mut UnboundedReceiver<Event>) -> bool {
+/// Sleeps `ms`, counting the seconds down in `chat.retry_in`, and waking early when the browser
+/// comes back online or the person asks to retry. False when stopped instead.
+async fn sleep_or_wake(chat: &Chat, ms: u32, rx: &mut UnboundedReceiver<Event>) -> bool {
+    let until = now() + f64::from(ms);
+    let show = |chat: &Chat| {
+        let left = ((until - now()) / 1000.0).ceil().max(0.0) as u32;
+        chat.retry_in.try_set(Some(left));
+    };
+    show(chat);
     let mut sleep = TimeoutFuture::new(ms).fuse();
-    loop {
+    let woke = loop {
         select! {
-            _ = sleep => return true,
+            _ = sleep => break true,
             event = rx.next() => match event {
-                Some(Event::Online) => return true,
-                Some(Event::Stop) | None => return false,
+                Some(Event::Online | Event::RetryNow) => break true,
+                Some(Event::Tick) => show(chat),
+                Some(Event::Stop) | None => break false,
                 _ => {}
             },
         }
-    }
+    };
+    chat.retry_in.try_set(None);
+    woke
 }
 
 /// Exponential backoff with "equal jitter": half the delay fixed, half random, so that many

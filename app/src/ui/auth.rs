@@ -64,6 +64,8 @@ pub fn LoginPage() -> impl IntoView {
         })
     };
     let busy = move || login.pending().get() || register.pending().get();
+    // Both fields are marked when the server refused them (it does not say which one was wrong).
+    let invalid = move || error().is_some().to_string();
 
     view! {
         <main class="auth">
@@ -79,6 +81,8 @@ pub fn LoginPage() -> impl IntoView {
                         autocapitalize="none"
                         spellcheck="false"
                         required
+                        aria-invalid=invalid
+                        aria-describedby="login-hint login-error"
                     />
                 </label>
                 <label class="field">
@@ -89,10 +93,12 @@ pub fn LoginPage() -> impl IntoView {
                         name="password"
                         autocomplete="current-password"
                         required
+                        aria-invalid=invalid
+                        aria-describedby="login-hint login-error"
                     />
                 </label>
-                <p class="hint">"Usernames: 3–32 of a–z, 0–9, _ . - · passwords: 8 characters or more."</p>
-                <p class="error" role="alert">{error}</p>
+                <p class="hint" id="login-hint">"Usernames: 3–32 of a–z, 0–9, _ . - · passwords: 8 characters or more."</p>
+                <p class="error" id="login-error" role="alert">{error}</p>
                 <div class="actions">
                     <button
                         type="submit"

@@ -94,10 +94,17 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     });
 
     let main = NodeRef::<leptos::html::Main>::new();
-    let status = move || match chat.link.get() {
-        Link::Online => "",
-        Link::Connecting => "Connecting…",
-        Link::Reconnecting => "Reconnecting…",
+    // After a few failures the wait grows (up to 30 s): say how long, and offer not to wait.
+    let waiting = move || {
+        chat.retry_in
+            .get()
+            .filter(|s| *s >= 2 && chat.link.get() == Link::Reconnecting)
+    };
+    let status = move || match (chat.link.get(), waiting()) {
+        (Link::Online, _) => String::new(),
+        (Link::Connecting, _) => "Connecting…".into(),
+        (Link::Reconnecting, Some(s)) => format!("Reconnecting in {s} s"),
+        (Link::Reconnecting, None) => "Reconnecting…".into(),
     };
 
     view! {
@@ -129,12 +136,20 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
                     </button>
                 </div>
             </Show>
-            <div
-                class="link-status"
-                class:visible=move || chat.link.get() != Link::Online
-                role="status"
-            >
-                {status}
+            <div class="link-status" class:visible=move || chat.link.get() != Link::Online>
+                <span role="status">{status}</span>
+                <Show when=move || waiting().is_some()>
+                    <button
+                        type="button"
+                        class="small"
+                        on:click=move |_| {
+                            #[cfg(feature = "hydrate")]
+                            crate::client::socket::retry_now();
+                        }
+                    >
+                        "Retry now"
+                    </button>
+                </Show>
             </div>
         </div>
     }

@@ -274,6 +274,9 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
                 class="log"
                 class:group=is_group
                 role="log"
+                // Not live: older pages loaded by scrolling are no news. New messages are
+                // announced by the region below instead.
+                aria-live="off"
                 aria-labelledby="pane-title"
                 node_ref=log
                 on:scroll=on_scroll
@@ -319,6 +322,7 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
                     </For>
                 </ol>
             </div>
+            <p class="sr-only" aria-live="polite">{move || chat.announcement.get()}</p>
             <Show when=move || !following.get() && open_unread().is_some()>
                 <button type="button" class="jump" on:click=jump_to_newest>
                     "New messages "

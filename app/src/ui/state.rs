@@ -80,6 +80,11 @@ pub struct Chat {
     pub removed_while_open: RwSignal<Option<ConvId>>,
     /// The tab is visible and focused: what is on screen is being read.
     pub attentive: RwSignal<bool>,
+    /// Seconds until the next connection attempt, while waiting after a failed one.
+    pub retry_in: RwSignal<Option<u32>>,
+    /// What a screen reader should hear about the open conversation: its newest live message
+    /// from someone else (never older pages loaded by scrolling).
+    pub announcement: RwSignal<String>,
     /// Ticks every minute, so that relative times ("5 min") stay true.
     pub minute: RwSignal<u64>,
     /// Where the "New messages" line goes in the open conversation: the first message that was
@@ -112,6 +117,8 @@ impl Chat {
             removed_while_open: RwSignal::new(None),
             attentive: RwSignal::new(true),
             minute: RwSignal::new(0),
+            retry_in: RwSignal::new(None),
+            announcement: RwSignal::new(String::new()),
             divider: RwSignal::new(None),
             delivery: StoredValue::new(Delivery::new(me)),
             typing_sent_at: StoredValue::new(0.0),
@@ -484,9 +491,14 @@ impl Chat {
             if m.sender.id == me {
                 // Writing means having caught up: the line has done its job.
                 self.divider.set(None);
-            } else if !self.attentive.get_untracked() && caught_up {
-                // The first news while the person is away: back, they see where it starts.
-                self.divider.set(Some(m.seq));
+            } else {
+                if !self.attentive.get_untracked() && caught_up {
+                    // The first news while the person is away: back, they see where it starts.
+                    self.divider.set(Some(m.seq));
+                }
+                let body: String = m.body.chars().take(300).collect();
+                self.announcement
+                    .set(format!("{}: {body}", m.sender.username));
             }
             let mut trimmed = false;
             self.messages.update(|msgs| {
@@ -654,6 +666,8 @@ mod tests {
             .conversations
             .with_untracked(|i| i.get(CONV).cloned().unwrap());
         assert_eq!(c.last_message.as_ref().unwrap().body, "m3");
+        // Screen readers hear the newest live message of the open conversation.
+        assert_eq!(chat.announcement.get_untracked(), "bob: m3");
     }
 
     #[test]
