@@ -448,12 +448,14 @@ impl Inbox {
     }
 
     /// A message shown in order: it becomes the preview if it is news (a replayed message the
-    /// server's list already counted is not). Mine means I have read the conversation.
-    pub fn record(&mut self, m: &Message, me: UserId) {
+    /// server's list already counted is not). Mine means I have read the conversation. Returns
+    /// whether it was news.
+    pub fn record(&mut self, m: &Message, me: UserId) -> bool {
         let Some(c) = self.list.iter_mut().find(|c| c.id == m.conv) else {
-            return;
+            return false;
         };
-        if m.seq > c.last_seq {
+        let news = m.seq > c.last_seq;
+        if news {
             c.last_seq = m.seq;
             c.updated_at = m.at;
             c.last_message = Some(m.clone());
@@ -462,6 +464,7 @@ impl Inbox {
             c.last_read_seq = c.last_read_seq.max(m.seq);
         }
         self.sort();
+        news
     }
 
     /// I have read `conv` up to `seq` (here or in another tab). False when that is not news.

@@ -1,10 +1,11 @@
 //! Browser-only code (compiled with the `hydrate` feature): the reconnecting WebSocket that feeds
-//! the chat state, the localStorage that keeps the outbox across page reloads, and the page
-//! around the chat (is the person looking; the favicon).
+//! the chat state, the localStorage that keeps the outbox across page reloads, the page around
+//! the chat (is the person looking; the favicon), and desktop notifications.
 //!
 //! The delivery rules themselves (cursors, gaps, outbox) live in [`crate::delivery`], fed by the
 //! reactive state in [`crate::ui::state`]; this module is only the plumbing to the browser.
 
+pub mod notify;
 pub mod page;
 pub mod socket;
 pub mod storage;

@@ -56,8 +56,12 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
-            use crate::client::{page, socket, storage};
-            chat.restore_outbox(storage::load_outbox(chat.me_id()));
+            use crate::client::{notify, page, socket, storage};
+            let me = chat.me_id();
+            chat.restore_outbox(storage::load_outbox(me));
+            chat.notifications
+                .set(notify::load_enabled(me) && notify::permission() == "granted");
+            chat.muted.set(notify::load_muted(me));
             page::watch(chat);
             leptos::task::spawn_local(async move {
                 chat.refresh_conversations().await;
@@ -90,6 +94,14 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     Effect::new(move |_| {
         if chat.removed_while_open.get().is_some() {
             navigate("/", NavigateOptions::default());
+        }
+    });
+    // A notification was clicked.
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(conv) = chat.go_to.get() {
+            chat.go_to.set(None);
+            navigate(&format!("/c/{conv}"), NavigateOptions::default());
         }
     });
 

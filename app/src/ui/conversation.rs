@@ -103,6 +103,23 @@ pub fn ConversationPane() -> impl IntoView {
                 <h2 id="pane-title">{title}</h2>
                 <p class="subtitle">{subtitle}</p>
             </div>
+            {move || {
+                id.get()
+                    .map(|id| {
+                        let muted = move || chat.muted.with(|m| m.contains(&id));
+                        view! {
+                            <button
+                                type="button"
+                                class="ghost small"
+                                aria-pressed=move || muted().to_string()
+                                title="No desktop notifications for this conversation"
+                                on:click=move |_| chat.toggle_mute(id)
+                            >
+                                {move || if muted() { "Muted" } else { "Mute" }}
+                            </button>
+                        }
+                    })
+            }}
             <Show when=move || conv.with(|c| c.as_ref().is_some_and(|c| c.kind == ConvKind::Group))>
                 <GroupSettings conv/>
             </Show>

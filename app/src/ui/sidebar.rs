@@ -47,9 +47,60 @@ pub fn Sidebar() -> impl IntoView {
                     "New chat"
                 </button>
             </div>
+            <NotificationsToggle/>
             <NewChatDialog dialog/>
             <ConversationList/>
         </aside>
+    }
+}
+
+/// "Notifications: off/on". Turning them on is when the browser asks for permission (never on
+/// load); if the browser refuses, the person is told where to change that.
+#[component]
+fn NotificationsToggle() -> impl IntoView {
+    let chat = use_chat();
+    let on_click = move |_| {
+        let turning_off = chat.notifications.get_untracked();
+        if turning_off {
+            chat.notifications.set(false);
+        }
+        #[cfg(feature = "hydrate")]
+        if turning_off {
+            crate::client::notify::save_enabled(chat.me_id(), false);
+        } else {
+            use crate::client::notify;
+            let me = chat.me_id();
+            let answer = move |permission: String| match permission.as_str() {
+                "granted" => {
+                    chat.notifications.try_set(true);
+                    notify::save_enabled(me, true);
+                }
+                "unsupported" => {
+                    chat.notice
+                        .try_set(Some("This browser cannot show notifications.".into()));
+                }
+                _ => {
+                    chat.notice.try_set(Some(
+                        "Notifications are blocked for this site; allow them in the browser's site settings."
+                            .into(),
+                    ));
+                }
+            };
+            match notify::permission().as_str() {
+                "default" => notify::ask(answer),
+                other => answer(other.to_owned()),
+            }
+        }
+    };
+    view! {
+        <button
+            type="button"
+            class="ghost small notify-toggle"
+            aria-pressed=move || chat.notifications.get().to_string()
+            on:click=on_click
+        >
+            {move || if chat.notifications.get() { "Notifications: on" } else { "Notifications: off" }}
+        </button>
     }
 }
 
@@ -299,6 +350,11 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
                 <span class="conv-main">
                     <span class="conv-top">
                         <span class="conv-title">{conv.title.clone()}</span>
+                        {move || {
+                            chat.muted
+                                .with(|m| m.contains(&id))
+                                .then(|| view! { <span class="muted-mark">"muted"</span> })
+                        }}
                         <span class="conv-time" title=full_time>{time}</span>
                     </span>
                     <span class="conv-bottom" id=desc_id>

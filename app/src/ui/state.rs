@@ -16,7 +16,7 @@
 
 use crate::api;
 use crate::delivery::{Ack, Delivery, Inbox, Outbox, Step};
-use crate::model::{ConvId, Conversation, Message, Seq, UserId, UserRef};
+use crate::model::{ConvId, ConvKind, Conversation, Message, Seq, UserId, UserRef};
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -85,6 +85,12 @@ pub struct Chat {
     /// What a screen reader should hear about the open conversation: its newest live message
     /// from someone else (never older pages loaded by scrolling).
     pub announcement: RwSignal<String>,
+    /// Desktop notifications are on (turned on by the person, allowed by the browser).
+    pub notifications: RwSignal<bool>,
+    /// Conversations that never notify.
+    pub muted: RwSignal<HashSet<ConvId>>,
+    /// A conversation to show (a notification was clicked): the chat layout routes there.
+    pub go_to: RwSignal<Option<ConvId>>,
     /// Ticks every minute, so that relative times ("5 min") stay true.
     pub minute: RwSignal<u64>,
     /// Where the "New messages" line goes in the open conversation: the first message that was
@@ -118,6 +124,9 @@ impl Chat {
             attentive: RwSignal::new(true),
             minute: RwSignal::new(0),
             retry_in: RwSignal::new(None),
+            notifications: RwSignal::new(false),
+            muted: RwSignal::new(HashSet::new()),
+            go_to: RwSignal::new(None),
             announcement: RwSignal::new(String::new()),
             divider: RwSignal::new(None),
             delivery: StoredValue::new(Delivery::new(me)),
@@ -486,7 +495,14 @@ impl Chat {
             .with_untracked(|i| i.first_unread(m.conv).is_none());
         self.typing
             .update(|t| t.retain(|x| !(x.conv == m.conv && x.user.id == m.sender.id)));
-        self.conversations.update(|inbox| inbox.record(&m, me));
+        let news = self
+            .conversations
+            .try_update(|inbox| inbox.record(&m, me))
+            .unwrap_or(false);
+        let seen_now = is_open && self.attentive.get_untracked();
+        if news && m.sender.id != me && !seen_now {
+            self.notify(&m);
+        }
         if is_open {
             if m.sender.id == me {
                 // Writing means having caught up: the line has done its job.
@@ -515,6 +531,41 @@ impl Chat {
     }
 }
 
+impl Chat {
+    /// A desktop notification for a message the person is not looking at, unless notifications
+    /// are off or the conversation is muted. Clicking it opens the conversation.
+    fn notify(&self, m: &Message) {
+        if !self.notifications.get_untracked()
+            || self.muted.with_untracked(|muted| muted.contains(&m.conv))
+        {
+            return;
+        }
+        let Some((kind, title)) = self
+            .conversations
+            .with_untracked(|i| i.get(m.conv).map(|c| (c.kind, c.title.clone())))
+        else {
+            return;
+        };
+        let heading = match kind {
+            ConvKind::Direct => m.sender.username.clone(),
+            ConvKind::Group => format!("{} in {title}", m.sender.username),
+        };
+        let body: String = m.body.chars().take(200).collect();
+        platform::notify(*self, m.conv, &heading, &body);
+    }
+
+    /// Turns muting `conv` on or off.
+    pub fn toggle_mute(&self, conv: ConvId) {
+        self.muted.update(|muted| {
+            if !muted.remove(&conv) {
+                muted.insert(conv);
+            }
+        });
+        self.muted
+            .with_untracked(|muted| platform::save_muted(self.me_id(), muted));
+    }
+}
+
 /// Provides the chat state to the components below.
 pub fn provide_chat(chat: Chat) {
     provide_context(chat);
@@ -527,8 +578,17 @@ pub fn use_chat() -> Chat {
 
 #[cfg(feature = "hydrate")]
 mod platform {
+    pub use crate::client::notify::save_muted;
     pub use crate::client::socket::transmit;
     pub use crate::client::storage::save_outbox;
+    use crate::model::ConvId;
+    use leptos::prelude::Set;
+
+    pub fn notify(chat: super::Chat, conv: ConvId, title: &str, body: &str) {
+        crate::client::notify::show(conv, title, body, move || {
+            chat.go_to.try_set(Some(conv));
+        });
+    }
 
     pub fn new_client_id() -> String {
         uuid::Uuid::new_v4().to_string()
@@ -552,8 +612,16 @@ mod platform {
     thread_local! {
         /// What the state tried to send, for the unit tests below.
         pub static SENT: std::cell::RefCell<Vec<ClientFrame>> = const { std::cell::RefCell::new(Vec::new()) };
+        /// The notifications it tried to show (title, body).
+        pub static NOTES: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
         static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
+
+    pub fn notify(_chat: super::Chat, _conv: crate::model::ConvId, _title: &str, _body: &str) {
+        #[cfg(test)]
+        NOTES.with(|n| n.borrow_mut().push((_title.into(), _body.into())));
+    }
+    pub fn save_muted(_user: UserId, _muted: &std::collections::HashSet<crate::model::ConvId>) {}
 
     pub fn transmit(_frame: &ClientFrame) -> bool {
         #[cfg(test)]
@@ -806,6 +874,32 @@ mod tests {
         assert_eq!(sent().len(), 1);
         chat.discard(&id);
         assert!(chat.outbox.with_untracked(Outbox::is_empty));
+    }
+
+    #[test]
+    fn notifications_only_for_what_the_person_is_not_looking_at() {
+        let chat = chat_at(0);
+        platform::NOTES.with(|n| n.borrow_mut().clear());
+        chat.attentive.set(false);
+        chat.on_frame(message(1, 2)); // notifications are off
+        chat.notifications.set(true);
+        chat.attentive.set(true);
+        chat.on_frame(message(2, 2)); // open and looked at
+        chat.attentive.set(false);
+        chat.on_frame(message(3, 2)); // open, but the person is away
+        chat.on_frame(message(4, 1)); // mine
+        chat.toggle_mute(CONV);
+        chat.on_frame(message(5, 2)); // muted
+        chat.toggle_mute(CONV);
+        chat.attentive.set(true);
+        chat.close_conversation();
+        chat.on_frame(message(5, 2)); // held already
+        chat.on_frame(message(6, 2)); // not open
+        let notes = platform::NOTES.with(|n| n.borrow_mut().drain(..).collect::<Vec<_>>());
+        assert_eq!(
+            notes,
+            [("bob".into(), "m3".into()), ("bob".into(), "m6".into())]
+        );
     }
 
     #[test]
