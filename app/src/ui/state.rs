@@ -9,7 +9,8 @@
 //!
 //! Reading is honest: a message counts as read only once the view reports it was on screen
 //! ([`Chat::saw`]) while the person could be looking ([`Chat::attentive`]: the tab visible and
-//! focused). Until then it raises the unread count, even in the open conversation.
+//! focused). Until then it raises the unread count, even in the open conversation, and (if the
+//! person turned them on and did not mute the conversation) a desktop notification.
 //!
 //! The same code is compiled on the server (for server-side rendering, where nothing connects and
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
@@ -529,9 +530,9 @@ impl Chat {
             }
         }
     }
-}
 
-impl Chat {
+    // ----- notifications ----------------------------------------------------------------------
+
     /// A desktop notification for a message the person is not looking at, unless notifications
     /// are off or the conversation is muted. Clicking it opens the conversation.
     fn notify(&self, m: &Message) {
