@@ -31,8 +31,9 @@ pub const REPLAY_PAGE: u32 = 200;
 /// Frames above this are refused by the WebSocket layer itself (the connection closes with 1009);
 /// frames between [`MAX_FRAME_BYTES`] and this get a `too_large` error and the connection stays.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
-/// Bytes read from the socket at a time. Client frames are small; a bigger one grows the buffer.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from the socket at a time. Client frames are small (a `send` is a few hundred
+/// bytes); a bigger one grows the buffer. Tungstenite also zero-fills this much per read.
+const READ_BUFFER: usize = 2 * 1024;
 /// Frames are gathered up to this many bytes before tungstenite writes them out; a flush after
 /// each batch writes the rest.
 const WRITE_BUFFER: usize = 8 * 1024;
@@ -166,6 +167,17 @@ impl Connection {
         conn: &Conn,
         queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
     ) -> End {
+        // The database work of the greeting, of a client frame and of a replay page is boxed:
+        // an idle connection's task then holds only the loop's own small state, not room for the
+        // largest query future it might ever await (a few KiB each, times every connection).
+        if let Err(end) = Box::pin(self.greet(conn)).await {
+            return end;
+        }
+        self.converse(conn, queue).await
+    }
+
+    /// Joins the hub's rooms, waits for the bus, and sends `hello` and who is online.
+    async fn greet(&mut self, conn: &Conn) -> Result<(), End> {
         // Subscribe before anything is read from the database: whatever is committed from now on
         // reaches this connection's queue, and the client's `sync` replays what came before. The
         // two may overlap; the client drops seqs it already holds, so nothing is lost or doubled.
@@ -175,7 +187,7 @@ impl Connection {
                 Ok(convs) => convs,
                 Err(e) => {
                     tracing::error!(error = %e, "loading conversations for a new connection failed");
-                    return End::Close(close::INTERNAL, "server error; reconnect");
+                    return Err(End::Close(close::INTERNAL, "server error; reconnect"));
                 }
             };
             // Retried only if someone left a conversation while we read: rare and cheap.
@@ -208,12 +220,18 @@ impl Connection {
             ),
             Err(e) => tracing::warn!(error = %e, "could not load the initial presence"),
         }
-        for frame in hello {
-            if let Err(end) = self.send(conn, frame.to_json().into()).await {
-                return end;
-            }
-        }
+        let frames = hello
+            .into_iter()
+            .map(|frame| WsMessage::Text(frame.to_json().into()));
+        self.write(conn, frames).await
+    }
 
+    /// The connection's life after the greeting: see the module header.
+    async fn converse(
+        &mut self,
+        conn: &Conn,
+        queue: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    ) -> End {
         let config = &self.state.config;
         let idle_timeout = config.idle_timeout();
         let mut heartbeat = interval(config.ping_interval());
@@ -223,7 +241,8 @@ impl Connection {
         let closed = conn.closed();
         let shutdown = self.state.shutdown.clone().cancelled_owned();
         tokio::pin!(closed, shutdown);
-        let mut outgoing = Vec::with_capacity(WRITE_BATCH);
+        // Grows with the batches that actually come: an idle connection allocates nothing here.
+        let mut outgoing = Vec::new();
 
         loop {
             tokio::select! {
@@ -234,7 +253,7 @@ impl Connection {
                     last_heard = Instant::now();
                     match msg {
                         WsMessage::Text(text) => {
-                            if let Err(end) = self.on_text(conn, text.as_str()).await {
+                            if let Err(end) = Box::pin(self.on_text(conn, text.as_str())).await {
                                 return end;
                             }
                         }
@@ -254,7 +273,7 @@ impl Connection {
                     }
                 }
                 _ = std::future::ready(()), if !self.replay.is_empty() => {
-                    if let Err(end) = self.replay_page(conn).await {
+                    if let Err(end) = Box::pin(self.replay_page(conn)).await {
                         return end;
                     }
                 }
