@@ -11,6 +11,13 @@ pub(crate) const MESSAGE_COLUMNS: &str = "m.conv_id, m.seq, m.id, m.client_id, m
                                           m.created_at, u.id AS sender_id, \
                                           u.username AS sender_name";
 
+/// The inner query of a page: the page's rows are chosen from `messages` alone, by its primary
+/// key `(conv_id, seq)`, before the senders' names are joined. Written as a join, MariaDB (with the
+/// statistics of a freshly filled table) started from `users` and sorted the whole conversation:
+/// the newest page of 1,000,000 messages took 7 s. The derived table with its own LIMIT cannot be
+/// merged away, so both databases scan the key range and stop after one page.
+const PAGE: &str = "SELECT conv_id, seq, id, client_id, body, created_at, sender_id FROM messages";
+
 /// A message as the database returns it (joined with its sender's name).
 #[derive(Debug, sqlx::FromRow)]
 pub struct MessageRow {
@@ -57,8 +64,8 @@ impl Store {
     ) -> Result<HistoryPage> {
         let before = before.unwrap_or(i64::MAX);
         let mut rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id \
-             WHERE m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM ({PAGE} WHERE conv_id = ? AND seq < ? \
+             ORDER BY seq DESC LIMIT ?) m JOIN users u ON u.id = m.sender_id ORDER BY m.seq DESC"
         ))
         .bind(conv.0)
         .bind(before)
@@ -75,8 +82,8 @@ impl Store {
     /// Up to `limit` messages after `after`, oldest first: the replay behind `sync`.
     pub async fn after(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id \
-             WHERE m.conv_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM ({PAGE} WHERE conv_id = ? AND seq > ? \
+             ORDER BY seq LIMIT ?) m JOIN users u ON u.id = m.sender_id ORDER BY m.seq"
         ))
         .bind(conv.0)
         .bind(after)
