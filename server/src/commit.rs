@@ -70,17 +70,23 @@ async fn run(
     stats: Arc<CommitStats>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
-    let mut messages: Vec<NewMessage> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        messages.clear();
-        messages.extend(batch.iter().map(|p| p.message.clone()));
+        // The messages move into the store (its SQLite writer runs on another thread); the
+        // senders and client ids stay here to answer them.
+        let (messages, senders): (Vec<NewMessage>, Vec<(Conn, String)>) = batch
+            .drain(..)
+            .map(|p| {
+                let client_id = p.message.client_id.clone();
+                (p.message, (p.reply_to, client_id))
+            })
+            .unzip();
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        match store.append(&messages).await {
+        match store.append(messages).await {
             Ok(results) => {
-                let committed: Vec<Committed> = batch
-                    .drain(..)
+                let committed: Vec<Committed> = senders
+                    .into_iter()
                     .zip(results)
-                    .filter_map(|(pending, result)| settle(&stats, pending, result))
+                    .filter_map(|(sender, result)| settle(&stats, sender, result))
                     .collect();
                 fanout.hand_over(committed).await;
             }
@@ -88,12 +94,12 @@ async fn run(
                 // Nothing of this batch was stored. The senders' clients keep the messages in
                 // their outboxes and re-send them with the same client_id.
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, count = batch.len(), "storing messages failed");
-                for pending in batch.drain(..) {
-                    pending.reply_to.push_frame(&ServerFrame::error(
+                tracing::error!(error = %e, count = senders.len(), "storing messages failed");
+                for (reply_to, client_id) in senders {
+                    reply_to.push_frame(&ServerFrame::error(
                         ErrorCode::Internal,
                         "the message could not be stored; retry",
-                        Some(pending.message.client_id),
+                        Some(client_id),
                     ));
                 }
             }
@@ -103,19 +109,20 @@ async fn run(
 
 /// Counts the outcome; refusals are answered here (they have nothing to order), stored and
 /// duplicate messages go on to fan-out.
-fn settle(stats: &CommitStats, pending: Pending, result: Appended) -> Option<Committed> {
-    let client_id = pending.message.client_id;
+fn settle(
+    stats: &CommitStats,
+    (reply_to, client_id): (Conn, String),
+    result: Appended,
+) -> Option<Committed> {
     let refuse = |code, message: &str| {
-        pending
-            .reply_to
-            .push_frame(&ServerFrame::error(code, message, Some(client_id.clone())));
+        reply_to.push_frame(&ServerFrame::error(code, message, Some(client_id.clone())));
         None
     };
     match result {
         Appended::Stored(message) => {
             stats.stored.fetch_add(1, Ordering::Relaxed);
             Some(Committed {
-                sender: pending.reply_to,
+                sender: reply_to,
                 message,
                 fresh: true,
             })
@@ -124,7 +131,7 @@ fn settle(stats: &CommitStats, pending: Pending, result: Appended) -> Option<Com
         Appended::Duplicate(message) => {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
             Some(Committed {
-                sender: pending.reply_to,
+                sender: reply_to,
                 message,
                 fresh: false,
             })

@@ -203,18 +203,18 @@ impl Store {
     /// Stores a batch of messages in ONE transaction (group commit) and says what became of each.
     /// Each stored message gets the conversation's next seq; a repeated (sender, client_id)
     /// returns the original instead of storing it twice.
-    pub async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
+    pub async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         if let Some(writer) = &self.writer {
-            return writer.append(batch.to_vec()).await;
+            return writer.append(batch).await;
         }
         // Another node's batch may deadlock with ours despite the lock order below (e.g. on
         // index locks); the database then rolls one back whole, and trying again is safe.
         let mut attempt = 0;
         loop {
-            match self.append_mysql(batch).await {
+            match self.append_mysql(&batch).await {
                 Err(StoreError::Db(sqlx::Error::Database(e)))
                     if e.code().as_deref() == Some("40001") && attempt < 5 =>
                 {

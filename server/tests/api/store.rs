@@ -109,7 +109,7 @@ async fn check_seqs_and_idempotency(store: Store) {
         new(&a, direct, "3"),
         new(&a, direct, "1"),
     ];
-    let out = store.append(&batch).await.unwrap();
+    let out = store.append(batch.to_vec()).await.unwrap();
     let seqs: Vec<_> = out
         .iter()
         .map(|r| match r {
@@ -128,7 +128,7 @@ async fn check_seqs_and_idempotency(store: Store) {
         ]
     );
     // A later re-send returns the very same message.
-    let again = store.append(&[new(&a, direct, "1")]).await.unwrap();
+    let again = store.append(vec![new(&a, direct, "1")]).await.unwrap();
     assert_eq!(
         again[0],
         Appended::Duplicate(match &out[0] {
@@ -145,7 +145,7 @@ async fn check_outsiders(store: Store) {
     let c = user(&store, "cat").await;
     let (direct, _) = store.open_direct(a.id, b.id).await.unwrap();
     let out = store
-        .append(&[new(&c, direct, "x"), new(&c, ConvId(777), "y")])
+        .append(vec![new(&c, direct, "x"), new(&c, ConvId(777), "y")])
         .await
         .unwrap();
     assert_eq!(out, [Appended::NotMember, Appended::UnknownConversation]);
@@ -164,7 +164,7 @@ async fn check_unread(store: Store) {
     let b = user(&store, "ben").await;
     let (direct, _) = store.open_direct(a.id, b.id).await.unwrap();
     store
-        .append(&[
+        .append(vec![
             new(&a, direct, "1"),
             new(&a, direct, "2"),
             new(&a, direct, "3"),
@@ -192,7 +192,7 @@ async fn check_pages(store: Store) {
     let a = user(&store, "ann").await;
     let (note, _) = store.open_direct(a.id, a.id).await.unwrap();
     let batch: Vec<_> = (1..=30).map(|i| new(&a, note, &i.to_string())).collect();
-    store.append(&batch).await.unwrap();
+    store.append(batch.to_vec()).await.unwrap();
     let page = store.history(note, Some(11), 5).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
@@ -217,7 +217,7 @@ async fn check_memberships(store: Store) {
         .await
         .unwrap();
     store
-        .append(&[new(&a, group, "1"), new(&b, group, "2")])
+        .append(vec![new(&a, group, "1"), new(&b, group, "2")])
         .await
         .unwrap();
     assert!(store.add_member(group, c.id).await.unwrap());
@@ -310,7 +310,7 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
                         .map(|i| new(&user, convs[i % 2], &format!("{tag}-{worker}-{round}-{i}")))
                         .collect();
                     let out = store
-                        .append(&batch)
+                        .append(batch.to_vec())
                         .await
                         .expect("batch commits (after retries)");
                     stored += out
