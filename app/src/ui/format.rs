@@ -22,6 +22,9 @@ pub const COLOURS: u64 = 8;
 
 /// One row of the message log.
 #[derive(Clone, Debug, PartialEq)]
+// A row is built once per render of the shown window and moved into the view; boxing the
+// message would only add an allocation per row.
+#[allow(clippy::large_enum_variant)]
 pub enum Row {
     /// The first message of a new day follows.
     Day { date: NaiveDate, label: String },
@@ -270,6 +273,10 @@ mod tests {
             },
             body: "hi".into(),
             at,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 

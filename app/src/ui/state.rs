@@ -16,8 +16,10 @@
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
 
 use crate::api;
-use crate::delivery::{Ack, Delivery, Inbox, Outbox, Step};
-use crate::model::{ConvId, ConvKind, Conversation, Message, Seq, UserId, UserRef};
+use crate::delivery::{apply, Ack, Delivery, Inbox, Outbox, Step};
+use crate::model::{
+    Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId, UserRef,
+};
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -61,6 +63,12 @@ pub struct Chat {
     pub open: RwSignal<Option<ConvId>>,
     /// The open conversation's messages by seq (a window of at most [`MAX_OPEN_MESSAGES`]).
     pub messages: RwSignal<BTreeMap<Seq, Message>>,
+    /// The open conversation's group events (system lines: "alice added carol"), by seq.
+    pub events: RwSignal<BTreeMap<Seq, Event>>,
+    /// The message the composer's next message answers.
+    pub replying: RwSignal<Option<Quote>>,
+    /// My message being edited in place, if any.
+    pub editing: RwSignal<Option<Seq>>,
     /// Older messages exist before the first one in `messages`.
     pub has_more: RwSignal<bool>,
     pub loading_history: RwSignal<bool>,
@@ -112,6 +120,9 @@ impl Chat {
             conversations: RwSignal::new(Inbox::default()),
             open: RwSignal::new(None),
             messages: RwSignal::new(BTreeMap::new()),
+            events: RwSignal::new(BTreeMap::new()),
+            replying: RwSignal::new(None),
+            editing: RwSignal::new(None),
             has_more: RwSignal::new(false),
             loading_history: RwSignal::new(false),
             history_error: RwSignal::new(None),
@@ -216,6 +227,9 @@ impl Chat {
             .set(self.conversations.with_untracked(|i| i.first_unread(id)));
         self.open.set(Some(id));
         self.messages.set(BTreeMap::new());
+        self.events.set(BTreeMap::new());
+        self.replying.set(None);
+        self.editing.set(None);
         self.has_more.set(false);
         self.history_error.set(None);
         self.load_history(id, None);
@@ -225,6 +239,9 @@ impl Chat {
         self.open.set(None);
         self.divider.set(None);
         self.messages.set(BTreeMap::new());
+        self.events.set(BTreeMap::new());
+        self.replying.set(None);
+        self.editing.set(None);
         self.has_more.set(false);
     }
 
@@ -243,7 +260,13 @@ impl Chat {
         if self.loading_history.get_untracked() || !self.has_more.get_untracked() {
             return;
         }
+        // The next page ends before the oldest entry shown, message or system line.
         let first = self.messages.with_untracked(|m| m.keys().next().copied());
+        let first_event = self.events.with_untracked(|e| e.keys().next().copied());
+        let first = match (first, first_event) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(first) = first {
             self.load_history(id, Some(first));
         }
@@ -263,9 +286,18 @@ impl Chat {
                 Ok(page) => {
                     chat.messages.update(|msgs| {
                         for m in page.messages {
-                            msgs.insert(m.seq, m);
+                            // A live copy may be newer than the page (an edit or reaction
+                            // applied since): keep it.
+                            msgs.entry(m.seq).or_insert(m);
                         }
                     });
+                    if !page.events.is_empty() {
+                        chat.events.update(|events| {
+                            for e in page.events {
+                                events.insert(e.seq, e);
+                            }
+                        });
+                    }
                     chat.has_more.set(page.has_more);
                 }
                 Err(e) => chat.history_error.set(Some(e.message)),
@@ -292,8 +324,24 @@ impl Chat {
     /// for the person when the message cannot even be queued.
     pub fn send(&self, conv: ConvId, body: String) -> Result<(), String> {
         let client_id = platform::new_client_id();
+        let reply_to = self
+            .replying
+            .get_untracked()
+            .filter(|_| self.open.get_untracked() == Some(conv));
         let frame = self
-            .change_outbox(|o| o.queue(conv, client_id, body))
+            .change_outbox(|o| o.queue(conv, client_id, body, reply_to))
+            .unwrap_or_else(|| Err("The chat is closed.".into()))?;
+        self.replying.set(None);
+        platform::transmit(&frame);
+        Ok(())
+    }
+
+    /// Queues a change to a message of `conv` (edit, deletion, reaction) and sends it. It shows
+    /// once the server acknowledges it, like everyone else sees it.
+    pub fn change(&self, conv: ConvId, change: Change) -> Result<(), String> {
+        let client_id = platform::new_client_id();
+        let frame = self
+            .change_outbox(|o| o.queue_change(conv, client_id, change))
             .unwrap_or_else(|| Err("The chat is closed.".into()))?;
         platform::transmit(&frame);
         Ok(())
@@ -392,6 +440,7 @@ impl Chat {
         match frame {
             ServerFrame::Hello { .. } | ServerFrame::Pong => {}
             ServerFrame::Message(m) => self.deliver(|d, o| d.on_message(m, o)),
+            ServerFrame::Event(e) => self.deliver(|d, o| d.on_event(e, o)),
             ServerFrame::Ack {
                 client_id,
                 conv,
@@ -478,8 +527,11 @@ impl Chat {
         if let Some(frame) = step.sync_frame() {
             platform::transmit(&frame);
         }
-        for m in step.show {
-            self.show(m);
+        for entry in step.show {
+            match entry {
+                Entry::Message(m) => self.show(m),
+                Entry::Event(e) => self.show_event(e),
+            }
         }
         if step.refresh_list {
             spawn_local(self.refresh_conversations());
@@ -528,6 +580,28 @@ impl Chat {
             if trimmed {
                 self.has_more.set(true);
             }
+        }
+    }
+
+    /// Applies an event that is next in order: to the list's preview and cursor, and to the open
+    /// pane (the changed message, or a new system line). Never a notification or unread.
+    fn show_event(&self, e: Event) {
+        let me = self.me_id();
+        self.conversations
+            .update(|inbox| inbox.record_event(&e, me));
+        if self.open.get_untracked() != Some(e.conv) {
+            return;
+        }
+        if e.change.is_system() {
+            self.events.update(|events| {
+                events.insert(e.seq, e);
+            });
+        } else {
+            if matches!(e.change, Change::Delete { target } if self.editing.get_untracked() == Some(target))
+            {
+                self.editing.set(None);
+            }
+            self.messages.update(|msgs| apply(msgs, &e, me));
         }
     }
 
@@ -690,6 +764,10 @@ mod tests {
             },
             body: format!("m{seq}"),
             at: Utc.timestamp_opt(1_700_000_000 + seq, 0).unwrap(),
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         })
     }
 

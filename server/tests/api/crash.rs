@@ -73,10 +73,16 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
     );
     let page = store.after(conv, 0, TOTAL as u32 + 10).await.unwrap();
     assert_eq!(
-        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        page.iter().map(app::model::Entry::seq).collect::<Vec<_>>(),
         (1..=TOTAL as Seq).collect::<Vec<_>>()
     );
-    let bodies: BTreeSet<_> = page.iter().map(|m| m.body.clone()).collect();
+    let bodies: BTreeSet<_> = page
+        .iter()
+        .map(|e| match e {
+            app::model::Entry::Message(m) => m.body.clone(),
+            other => panic!("only messages were sent: {other:?}"),
+        })
+        .collect();
     assert_eq!(bodies.len(), TOTAL, "every message exactly once");
     println!(
         "{TOTAL} messages, {kills} SIGKILLs: stored {} (seqs 1..={TOTAL}), {resent} re-sent after reconnects, \

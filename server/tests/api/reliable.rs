@@ -109,6 +109,7 @@ pub fn spawn_sender(
                             conv,
                             client_id: format!("msg-{i}"),
                             body: format!("message {i}"),
+                            reply_to: None,
                         };
                         if !c.try_send(&send).await {
                             turn += 1;

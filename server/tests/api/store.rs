@@ -2,8 +2,8 @@
 //! temporary SQLite file and against a fresh database on the MariaDB/MySQL server at
 //! `TIDINGS_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`), dropped afterwards.
 
-use app::model::{ConvId, GroupTitle, Username};
-use server::store::{Appended, NewMessage, Store};
+use app::model::{Body, ConvId, Entry, GroupTitle, Username};
+use server::store::{Appended, NewEntry, Store};
 use sqlx::{Connection, Executor};
 
 /// A store on a throwaway database, and what it takes to throw it away.
@@ -80,13 +80,13 @@ async fn user(store: &Store, name: &str) -> app::model::UserRef {
     store.create_user(&name, "not-a-real-hash").await.unwrap()
 }
 
-fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessage {
-    NewMessage {
-        sender: sender.clone(),
+fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewEntry {
+    NewEntry::message(
+        sender.clone(),
         conv,
-        client_id: client_id.into(),
-        body: format!("body of {client_id}"),
-    }
+        client_id.into(),
+        Body::parse(format!("body of {client_id}")).unwrap(),
+    )
 }
 
 async fn check_seqs_and_idempotency(store: Store) {
@@ -113,7 +113,7 @@ async fn check_seqs_and_idempotency(store: Store) {
     let seqs: Vec<_> = out
         .iter()
         .map(|r| match r {
-            Appended::Stored(m) => ("stored", m.conv, m.seq),
+            Appended::Stored(m) => ("stored", m.conv(), m.seq()),
             Appended::Duplicate(m) => ("dup", m.conv, m.seq),
             other => panic!("{other:?}"),
         })
@@ -127,14 +127,16 @@ async fn check_seqs_and_idempotency(store: Store) {
             ("dup", direct, 1)
         ]
     );
-    // A later re-send returns the very same message.
+    // A later re-send returns the very same message's receipt.
     let again = store.append(vec![new(&a, direct, "1")]).await.unwrap();
+    let (Appended::Duplicate(receipt), Appended::Stored(Entry::Message(first))) =
+        (&again[0], &out[0])
+    else {
+        panic!("{again:?}")
+    };
     assert_eq!(
-        again[0],
-        Appended::Duplicate(match &out[0] {
-            Appended::Stored(m) => m.clone(),
-            _ => unreachable!(),
-        })
+        (receipt.conv, receipt.seq, receipt.id, receipt.at),
+        (first.conv, first.seq, first.id, first.at)
     );
     assert_eq!(store.count_messages(direct).await.unwrap(), 2);
 }
@@ -193,17 +195,17 @@ async fn check_pages(store: Store) {
     let (note, _) = store.open_direct(a.id, a.id).await.unwrap();
     let batch: Vec<_> = (1..=30).map(|i| new(&a, note, &i.to_string())).collect();
     store.append(batch.to_vec()).await.unwrap();
-    let page = store.history(note, Some(11), 5).await.unwrap();
+    let page = store.history(a.id, note, Some(11), 5).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [6, 7, 8, 9, 10]
     );
     assert!(page.has_more);
-    let first = store.history(note, Some(3), 5).await.unwrap();
+    let first = store.history(a.id, note, Some(3), 5).await.unwrap();
     assert_eq!((first.messages.len(), first.has_more), (2, false));
     let after = store.after(note, 27, 10).await.unwrap();
     assert_eq!(
-        after.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        after.iter().map(Entry::seq).collect::<Vec<_>>(),
         [28, 29, 30]
     );
 }
@@ -220,9 +222,9 @@ async fn check_memberships(store: Store) {
         .append(vec![new(&a, group, "1"), new(&b, group, "2")])
         .await
         .unwrap();
-    assert!(store.add_member(group, c.id).await.unwrap());
+    assert!(store.add_member(group, a.id, c.id).await.unwrap().is_some());
     assert!(
-        !store.add_member(group, c.id).await.unwrap(),
+        store.add_member(group, a.id, c.id).await.unwrap().is_none(),
         "already a member"
     );
     let view = store.conversation_for(c.id, group).await.unwrap().unwrap();
@@ -231,13 +233,21 @@ async fn check_memberships(store: Store) {
         ("Plans", 3, 0),
         "joiners start with all read"
     );
-    assert_eq!(view.last_message.unwrap().seq, 2);
+    assert_eq!(
+        (view.last_seq, view.last_message.unwrap().seq),
+        (3, 2),
+        "messages 1 and 2, added 3: the preview is the last message"
+    );
     store
-        .rename(group, &GroupTitle::parse("Trip").unwrap())
+        .rename(group, b.id, &GroupTitle::parse("Trip").unwrap())
         .await
         .unwrap();
     // The owner leaves: the longest-standing member inherits the group.
-    assert!(store.remove_member(group, a.id).await.unwrap());
+    assert!(store
+        .remove_member(group, a.id, a.id)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
         store.role(group, b.id).await.unwrap(),
         Some(server::store::Role::Owner)
@@ -333,7 +343,7 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
             .await
             .unwrap()
             .iter()
-            .map(|m| m.seq)
+            .map(Entry::seq)
             .collect();
         assert_eq!(
             seqs,
