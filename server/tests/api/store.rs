@@ -2,8 +2,8 @@
 //! temporary SQLite file and against a fresh database on the MariaDB/MySQL server at
 //! `TIDINGS_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`), dropped afterwards.
 
-use app::model::{Body, ConvId, Entry, GroupTitle, Username};
-use server::store::{Appended, NewEntry, Store};
+use app::model::{Body, Change, ConvId, Emoji, Entry, GroupTitle, Username};
+use server::store::{Appended, NewEntry, Op, Refusal, Store};
 use sqlx::{Connection, Executor};
 
 /// A store on a throwaway database, and what it takes to throw it away.
@@ -73,6 +73,7 @@ on_both_backends! {
     unread_counts_follow_reads_and_own_messages => check_unread,
     pages_and_replay_are_keyset_slices => check_pages,
     memberships_and_conversation_views => check_memberships,
+    edits_deletions_reactions_and_replies_change_current_state => check_changes,
 }
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
@@ -352,4 +353,227 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
         );
     }
     db.drop_db().await;
+}
+
+fn op(sender: &app::model::UserRef, conv: ConvId, client_id: &str, op: Op) -> NewEntry {
+    NewEntry {
+        sender: sender.clone(),
+        conv,
+        client_id: client_id.into(),
+        op,
+    }
+}
+
+fn emoji(e: &str) -> Emoji {
+    Emoji::parse(e.into()).unwrap()
+}
+
+async fn check_changes(store: Store) {
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let c = user(&store, "cat").await;
+    let group = store
+        .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id, c.id])
+        .await
+        .unwrap();
+    store
+        .append(vec![new(&b, group, "1"), new(&c, group, "2")])
+        .await
+        .unwrap();
+    let body = |s: &str| Body::parse(s.into()).unwrap();
+    // One batch with every kind, including refusals and a reply to a message of the same batch.
+    let out = store
+        .append(vec![
+            op(
+                &b,
+                group,
+                "e",
+                Op::Edit {
+                    target: 1,
+                    body: body("edited"),
+                },
+            ),
+            op(
+                &c,
+                group,
+                "e-x",
+                Op::Edit {
+                    target: 1,
+                    body: body("not mine"),
+                },
+            ),
+            op(
+                &a,
+                group,
+                "r1",
+                Op::React {
+                    target: 1,
+                    emoji: emoji("👍"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r2",
+                Op::React {
+                    target: 1,
+                    emoji: emoji("👍"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r3",
+                Op::React {
+                    target: 1,
+                    emoji: emoji("🎉"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r4",
+                Op::React {
+                    target: 1,
+                    emoji: emoji("🎉"),
+                    on: false,
+                },
+            ),
+            op(&a, group, "d", Op::Delete { target: 2 }), // the owner deletes cat's
+            op(&b, group, "d-x", Op::Delete { target: 2 }),
+            op(
+                &b,
+                group,
+                "m3",
+                Op::Message {
+                    body: body("re: edited"),
+                    reply_to: Some(1),
+                },
+            ),
+            op(
+                &b,
+                group,
+                "x",
+                Op::Edit {
+                    target: 77,
+                    body: body("?"),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            Appended::Stored(e) => format!("{}", e.seq()),
+            Appended::Refused(r) => format!("{r:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "3",
+            "NotAllowed",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+            "MessageDeleted",
+            "9",
+            "UnknownMessage"
+        ]
+    );
+    assert_eq!(out[1], Appended::Refused(Refusal::NotAllowed));
+
+    let page = store.history(c.id, group, None, 50).await.unwrap();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 9]);
+    let (first, second, reply) = (&page.messages[0], &page.messages[1], &page.messages[2]);
+    assert_eq!(
+        (first.body.as_str(), first.edited_at.is_some()),
+        ("edited", true)
+    );
+    assert_eq!(first.reactions.len(), 1, "🎉 was taken back");
+    let thumbs = &first.reactions[0];
+    assert_eq!(
+        (thumbs.emoji.as_str(), thumbs.count, thumbs.mine),
+        ("👍", 2, true)
+    );
+    assert_eq!(
+        thumbs
+            .users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["ann", "cat"]
+    );
+    assert!(second.deleted && second.body.is_empty());
+    let quote = reply.reply_to.as_ref().unwrap();
+    assert_eq!(
+        (quote.seq, quote.sender.id, quote.excerpt.as_str()),
+        (1, b.id, "edited")
+    );
+
+    // The replay brings every entry in order, events with their changes.
+    let replay = store.after(group, 2, 100).await.unwrap();
+    let kinds: Vec<String> = replay
+        .iter()
+        .map(|e| match e {
+            Entry::Message(m) => format!("message {}", m.seq),
+            Entry::Event(e) => format!("{} {}", e.change.kind(), e.seq),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "edit 3",
+            "react 4",
+            "react 5",
+            "react 6",
+            "unreact 7",
+            "delete 8",
+            "message 9"
+        ]
+    );
+    let Entry::Event(edit) = &replay[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        edit.change,
+        Change::Edit {
+            target: 1,
+            body: "edited".into()
+        }
+    );
+
+    // Unread: ann has not read anything and wrote only events: ben's and cat's messages count
+    // (cat's deleted one not), reactions and edits do not.
+    let list = store.conversations_for(a.id).await.unwrap();
+    assert_eq!((list[0].last_seq, list[0].unread), (9, 2));
+    assert_eq!(list[0].last_message.as_ref().unwrap().seq, 9);
+
+    // Group events take seqs too; a repeat add takes none.
+    let added = store
+        .add_member(group, a.id, user(&store, "dan").await.id)
+        .await
+        .unwrap();
+    assert_eq!(added.map(|e| e.seq), Some(10));
+    let renamed = store
+        .rename(group, b.id, &GroupTitle::parse("H").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.seq, renamed.change),
+        (11, Change::Renamed { title: "H".into() })
+    );
+    let page = store.history(c.id, group, None, 50).await.unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [10, 11]
+    );
 }
