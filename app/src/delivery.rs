@@ -1071,4 +1071,178 @@ mod tests {
         inbox.remove(CONV);
         assert!(inbox.is_empty());
     }
+
+    fn event(seq: Seq, from: i64, change: Change) -> Event {
+        Event {
+            conv: CONV,
+            seq,
+            id: MessageId(100 + seq),
+            client_id: format!("x-{seq}"),
+            sender: user(from),
+            at: at(seq),
+            change,
+        }
+    }
+
+    fn react(target: Seq, emoji: &str, on: bool) -> Change {
+        Change::React {
+            target,
+            emoji: emoji.into(),
+            on,
+        }
+    }
+
+    #[test]
+    fn events_share_the_cursor_and_gap_rules_of_messages() {
+        let (mut d, mut o) = alice_at(2);
+        let edit = Change::Edit {
+            target: 2,
+            body: "fixed".into(),
+        };
+        // An event after a gap is parked like a message and follows once the gap is filled.
+        let step = d.on_event(event(4, 2, edit.clone()), &mut o);
+        assert_eq!(step.sync, Some(BTreeMap::from([(CONV, 2)])));
+        assert_eq!(seqs(&d.on_message(message(3, 2), &mut o)), [3, 4]);
+        assert_eq!(d.on_event(event(4, 2, edit), &mut o), Step::default());
+        assert_eq!(d.cursor(CONV), Some(4));
+    }
+
+    #[test]
+    fn an_ack_of_my_change_becomes_my_event() {
+        let (mut d, mut o) = alice_at(3);
+        let frame = o
+            .queue_change(CONV, "c-1".into(), react(3, "👍", true))
+            .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::React {
+                conv: CONV,
+                client_id: "c-1".into(),
+                target: 3,
+                emoji: "👍".into(),
+                on: true
+            }
+        );
+        assert_eq!(
+            o.pending_in(CONV).count(),
+            0,
+            "a change is not a pending message"
+        );
+        assert_eq!(o.resend().len(), 1, "but it is re-sent after a reconnect");
+        let step = d.on_ack(ack("c-1", 4), &mut o);
+        let [Entry::Event(e)] = &step.show[..] else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            (e.seq, e.sender.id, &e.change),
+            (4, ALICE, &react(3, "👍", true))
+        );
+        assert!(o.is_empty());
+        assert!(o
+            .queue_change(
+                CONV,
+                "c-2".into(),
+                Change::Edit {
+                    target: 3,
+                    body: "  ".into()
+                }
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn events_change_the_messages_shown_and_applying_twice_changes_nothing_more() {
+        let mut shown: BTreeMap<Seq, Message> = BTreeMap::new();
+        shown.insert(1, message(1, 2));
+        let mut reply = message(2, 1);
+        reply.reply_to = Some(crate::model::Quote::of(&shown[&1]));
+        shown.insert(2, reply);
+
+        let edit = event(
+            3,
+            2,
+            Change::Edit {
+                target: 1,
+                body: "edited".into(),
+            },
+        );
+        apply(&mut shown, &edit, ALICE);
+        assert_eq!(
+            (shown[&1].body.as_str(), shown[&1].edited_at),
+            ("edited", Some(at(3)))
+        );
+        assert_eq!(shown[&2].reply_to.as_ref().unwrap().excerpt, "edited");
+
+        for e in [
+            event(4, 1, react(1, "👍", true)),
+            event(5, 2, react(1, "👍", true)),
+            event(5, 2, react(1, "👍", true)), // twice: no second count
+            event(6, 2, react(1, "🎉", true)),
+            event(7, 2, react(1, "🎉", false)),
+        ] {
+            apply(&mut shown, &e, ALICE);
+        }
+        let r = &shown[&1].reactions;
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(
+            (r[0].emoji.as_str(), r[0].count, r[0].mine),
+            ("👍", 2, true)
+        );
+        apply(&mut shown, &event(8, 1, react(1, "👍", false)), ALICE);
+        assert_eq!(
+            (shown[&1].reactions[0].count, shown[&1].reactions[0].mine),
+            (1, false)
+        );
+
+        let delete = event(9, 2, Change::Delete { target: 1 });
+        apply(&mut shown, &delete, ALICE);
+        let m = &shown[&1];
+        assert!(m.deleted && m.body.is_empty() && m.reactions.is_empty());
+        let q = shown[&2].reply_to.as_ref().unwrap();
+        assert!(q.deleted && q.excerpt.is_empty());
+        // Nothing changes a deleted message back.
+        apply(&mut shown, &edit, ALICE);
+        apply(&mut shown, &event(10, 1, react(1, "👍", true)), ALICE);
+        assert!(shown[&1].body.is_empty() && shown[&1].reactions.is_empty());
+    }
+
+    #[test]
+    fn events_are_never_unread_and_update_the_preview() {
+        let mut inbox = Inbox::default();
+        inbox.replace(vec![conversation(CONV, 2)]);
+        inbox.record(&message(3, 2), ALICE);
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 1);
+        let before = inbox.get(CONV).unwrap().updated_at;
+        inbox.record_event(
+            &event(
+                4,
+                2,
+                Change::Edit {
+                    target: 3,
+                    body: "edited".into(),
+                },
+            ),
+            ALICE,
+        );
+        inbox.record_event(&event(5, 2, react(3, "👍", true)), ALICE);
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((c.last_seq, unread(c), c.updated_at), (5, 1, before));
+        assert_eq!(c.last_message.as_ref().unwrap().body, "edited");
+        // The unread message is deleted: nothing is left to read.
+        inbox.record_event(&event(6, 2, Change::Delete { target: 3 }), ALICE);
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!(unread(c), 0);
+        assert!(c.last_message.as_ref().unwrap().deleted);
+        inbox.record_event(
+            &event(
+                7,
+                2,
+                Change::Renamed {
+                    title: "Trip".into(),
+                },
+            ),
+            ALICE,
+        );
+        assert_eq!(inbox.get(CONV).unwrap().title, "Trip");
+    }
 }
