@@ -5,7 +5,7 @@
 use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser};
 use crate::reliable::{receive_all, spawn_sender};
 use crate::store::TempDb;
-use app::model::{ConvId, Seq};
+use app::model::{Change, ConvId, Seq};
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,6 +73,15 @@ async fn read_all(client: &mut Client, conv: ConvId, total: Seq) -> (Vec<Seq>, u
     (accepted, gaps)
 }
 
+/// The next `event` frame of `conv`.
+async fn next_event(c: &mut Client, conv: ConvId) -> app::model::Event {
+    c.expect(move |f| match f {
+        ServerFrame::Event(e) if e.conv == conv => Some(e),
+        _ => None,
+    })
+    .await
+}
+
 #[tokio::test]
 async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
     let (nodes, db) = cluster(3).await;
@@ -110,6 +119,54 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
         })
         .await;
     assert_eq!(m.body, "hello from node 1");
+
+    // An edit on node 1 and a reaction on node 0 cross to the other node as events, in the log's
+    // order.
+    clients[1]
+        .send(&ClientFrame::Edit {
+            conv: direct.id,
+            client_id: "e-1".into(),
+            target: 2,
+            body: "hello from node 1 (edited)".into(),
+        })
+        .await;
+    clients[0]
+        .send(&ClientFrame::React {
+            conv: direct.id,
+            client_id: "r-0".into(),
+            target: 2,
+            emoji: "👍".into(),
+            on: true,
+        })
+        .await;
+    let edit = next_event(&mut clients[0], direct.id).await;
+    assert_eq!(
+        edit.change,
+        Change::Edit {
+            target: 2,
+            body: "hello from node 1 (edited)".into()
+        }
+    );
+    let reaction = next_event(&mut clients[1], direct.id).await;
+    assert_eq!(
+        (reaction.sender.id, reaction.change),
+        (
+            users[0].user.id,
+            Change::React {
+                target: 2,
+                emoji: "👍".into(),
+                on: true
+            }
+        )
+    );
+    assert_eq!(
+        [edit.seq, reaction.seq]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [3, 4].into(),
+        "one seq each"
+    );
 
     // A group of five across the three nodes; each member sends 20 messages concurrently.
     let names: Vec<String> = (1..5).map(|i| format!("user{i}")).collect();
