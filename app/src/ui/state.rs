@@ -471,6 +471,16 @@ impl Chat {
             ServerFrame::Error {
                 message, client_id, ..
             } => match client_id {
+                // A refused change (edit, deletion, reaction) is dropped with a notice: there is
+                // nothing to retry that could succeed. A refused message stays, with Retry.
+                Some(id)
+                    if self
+                        .outbox
+                        .with_untracked(|o| o.get(&id).is_some_and(|e| !e.is_message())) =>
+                {
+                    self.change_outbox(|o| o.take(&id));
+                    self.notice.set(Some(message));
+                }
                 Some(id) => {
                     self.change_outbox(|o| o.refused(&id, message));
                 }
@@ -909,6 +919,69 @@ mod tests {
             });
         }
         assert_eq!(chat.seen.get_untracked()[&CONV][&UserId(2)], 2);
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_outbox_with_a_notice() {
+        let chat = chat_at(1);
+        chat.change(
+            CONV,
+            Change::Edit {
+                target: 1,
+                body: "fixed".into(),
+            },
+        )
+        .unwrap();
+        let id = chat
+            .outbox
+            .with_untracked(|o| o.entries()[0].client_id.clone());
+        chat.on_frame(ServerFrame::error(
+            crate::protocol::ErrorCode::NotAllowed,
+            "not yours",
+            Some(id),
+        ));
+        assert!(chat.outbox.with_untracked(Outbox::is_empty));
+        assert_eq!(chat.notice.get_untracked().as_deref(), Some("not yours"));
+    }
+
+    #[test]
+    fn events_change_the_open_pane_and_group_events_become_lines() {
+        let chat = chat_at(0);
+        chat.on_frame(message(1, 2));
+        chat.on_frame(ServerFrame::Event(Event {
+            conv: CONV,
+            seq: 2,
+            id: MessageId(102),
+            client_id: "x-2".into(),
+            sender: user(2, "bob"),
+            at: Utc.timestamp_opt(1_700_000_002, 0).unwrap(),
+            change: Change::React {
+                target: 1,
+                emoji: "👍".into(),
+                on: true,
+            },
+        }));
+        chat.on_frame(ServerFrame::Event(Event {
+            conv: CONV,
+            seq: 3,
+            id: MessageId(103),
+            client_id: "sys-7-3".into(),
+            sender: user(2, "bob"),
+            at: Utc.timestamp_opt(1_700_000_003, 0).unwrap(),
+            change: Change::Renamed {
+                title: "Trip".into(),
+            },
+        }));
+        assert_eq!(chat.messages.get_untracked()[&1].reactions[0].count, 1);
+        assert_eq!(
+            chat.events
+                .get_untracked()
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [3]
+        );
+        assert_eq!(unread(&chat), 1, "the message, not the events");
     }
 
     #[test]
