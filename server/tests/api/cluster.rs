@@ -294,10 +294,41 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
     let conv = app.create_group(&alice, "Failover", "bob").await.id;
 
     let total = 500;
-    // Both start on node B; when it dies they move to node A.
-    let receiver = tokio::spawn(receive_all(vec![b, a], bob.cookie.clone(), conv, total));
+    // Both start on node B; when it dies they move to node A. Besides the messages, the log gets
+    // an edit and a reaction (made on node A while the sender is busy): the receiver holds every
+    // entry once and in order, events included.
+    let entries = total + 2;
+    let receiver = tokio::spawn(receive_all(vec![b, a], bob.cookie.clone(), conv, entries));
     let acked = Arc::new(AtomicUsize::new(0));
     let sender = spawn_sender(vec![b, a], alice.cookie.clone(), conv, total, acked.clone());
+    while acked.load(Ordering::SeqCst) < total / 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut other = TestApp::attach(a).connect(&alice).await;
+    other
+        .send(&ClientFrame::Edit {
+            conv,
+            client_id: "edit-1".into(),
+            target: 1,
+            body: "message 0, edited".into(),
+        })
+        .await;
+    other
+        .send(&ClientFrame::React {
+            conv,
+            client_id: "react-2".into(),
+            target: 2,
+            emoji: "👍".into(),
+            on: true,
+        })
+        .await;
+    let mut event_seqs = Vec::new();
+    for id in ["edit-1", "react-2"] {
+        match other.expect_ack(id).await {
+            ServerFrame::Ack { seq, .. } => event_seqs.push(seq),
+            f => unreachable!("{f:?}"),
+        }
+    }
     while acked.load(Ordering::SeqCst) < total / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -312,8 +343,21 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
         .await
         .expect("receiver done")
         .unwrap();
-    assert_eq!(seqs, (1..=total as Seq).collect::<Vec<_>>());
-    println!("node killed at {} acks: {total} messages delivered once, in order, via the surviving node ({resent} re-sends)", total / 2);
+    assert_eq!(seqs, (1..=entries as Seq).collect::<Vec<_>>());
+    // The events are where their acks said, and what they say holds on the surviving node.
+    let store = server::store::Store::connect(&db.url()).await.unwrap();
+    let log = store.after(conv, 0, entries as u32 + 10).await.unwrap();
+    assert_eq!(log.len(), entries, "each entry stored once");
+    for (seq, kind) in event_seqs.iter().zip(["edit", "react"]) {
+        match &log[*seq as usize - 1] {
+            app::model::Entry::Event(e) => assert_eq!(e.change.kind(), kind),
+            other => panic!("seq {seq} should be the {kind}: {other:?}"),
+        }
+    }
+    let page = store.history(bob.user.id, conv, Some(3), 2).await.unwrap();
+    assert_eq!(page.messages[0].body, "message 0, edited");
+    assert_eq!(page.messages[1].reactions[0].count, 1);
+    println!("node killed at {} acks: {total} messages, an edit and a reaction delivered once, in order, via the surviving node ({resent} re-sends)", total / 2);
     drop(nodes);
     db.drop_db().await;
 }

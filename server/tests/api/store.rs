@@ -17,6 +17,14 @@ pub fn mysql_server_url() -> String {
 }
 
 impl TempDb {
+    /// The database's URL (MySQL only: a SQLite store is reached through its `Store`).
+    pub fn url(&self) -> String {
+        match self {
+            TempDb::MySql { server, name } => format!("{server}/{name}"),
+            TempDb::Sqlite(_) => unreachable!("the cluster tests use MySQL"),
+        }
+    }
+
     pub async fn sqlite() -> (Store, TempDb) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
