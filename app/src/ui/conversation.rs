@@ -11,8 +11,8 @@
 //! Message bodies are rendered as text nodes and `<a>` elements for http(s) addresses, never as
 //! HTML.
 //!
-//! Each message has its actions (reply, react, and for my own edit and delete) on hover and
-//! focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
+//! Each message has its actions (reply, react, and for my own edit and delete — confirmed in
+//! place) on hover and focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
 //! original, and clicking the quote scrolls to it (loading older pages until it is there). Group
 //! events are lines of their own.
 
@@ -479,23 +479,35 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
     let deleted = m.deleted;
     let body_text = m.body.clone();
     let quote_for_reply = Quote::of(&m);
+    // Deleting asks first, in place: "Delete for everyone?" with Delete and Cancel.
+    let confirming = RwSignal::new(false);
     let actions = (!deleted).then(|| {
         let own = mine.then(|| {
             view! {
                 <button type="button" class="small ghost" on:click=move |_| chat.editing.set(Some(seq))>
                     "Edit"
                 </button>
-                <button
-                    type="button"
-                    class="small ghost"
-                    on:click=move |_| {
-                        if confirm("Delete this message for everyone?") {
-                            change(Change::Delete { target: seq });
-                        }
-                    }
-                >
+                <button type="button" class="small ghost" on:click=move |_| confirming.set(true)>
                     "Delete"
                 </button>
+                <Show when=move || confirming.get()>
+                    <span class="confirm" role="group" aria-label="Delete for everyone?">
+                        "Delete for everyone? "
+                        <button
+                            type="button"
+                            class="small danger"
+                            on:click=move |_| {
+                                confirming.set(false);
+                                change(Change::Delete { target: seq });
+                            }
+                        >
+                            "Delete for everyone"
+                        </button>
+                        <button type="button" class="small ghost" on:click=move |_| confirming.set(false)>
+                            "Cancel"
+                        </button>
+                    </span>
+                </Show>
             }
         });
         view! {
@@ -630,21 +642,6 @@ fn EditBox(conv: ConvId, seq: Seq, body: String) -> impl IntoView {
             }
         ></textarea>
         <span class="edit-hint">"Enter to save, Escape to cancel"</span>
-    }
-}
-
-/// Asks the person to confirm (the browser's own dialog). Never true on the server.
-fn confirm(question: &str) -> bool {
-    #[cfg(feature = "hydrate")]
-    {
-        leptos::prelude::window()
-            .confirm_with_message(question)
-            .unwrap_or(false)
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = question;
-        false
     }
 }
 
