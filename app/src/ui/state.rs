@@ -563,7 +563,8 @@ impl Chat {
             .try_update(|inbox| inbox.record(&m, me))
             .unwrap_or(false);
         let seen_now = is_open && self.attentive.get_untracked();
-        if news && m.sender.id != me && !seen_now {
+        // A message deleted since (it comes as a tombstone in a replay) is no news to tell.
+        if news && m.sender.id != me && !seen_now && !m.deleted {
             self.notify(&m);
         }
         if is_open {
@@ -575,9 +576,11 @@ impl Chat {
                     // The first news while the person is away: back, they see where it starts.
                     self.divider.set(Some(m.seq));
                 }
-                let body: String = m.body.chars().take(300).collect();
-                self.announcement
-                    .set(format!("{}: {body}", m.sender.username));
+                if !m.deleted {
+                    let body: String = m.body.chars().take(300).collect();
+                    self.announcement
+                        .set(format!("{}: {body}", m.sender.username));
+                }
             }
             let mut trimmed = false;
             self.messages.update(|msgs| {

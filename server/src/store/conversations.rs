@@ -13,6 +13,8 @@ use std::collections::HashMap;
 /// How far back (in log entries) an unread count looks: the count is exact up to this many
 /// entries after the read mark, so a long-unread conversation costs a bounded scan.
 pub const UNREAD_WINDOW: i64 = 1000;
+/// Conversations counted per statement (each takes three placeholders).
+const UNREAD_CHUNK: usize = 200;
 
 /// A group event to append to a conversation's log (see [`Store::log_event`]).
 enum GroupEvent<'a> {
@@ -157,28 +159,32 @@ impl Store {
         }
 
         // Unread: others' messages after my read mark (not my own, not edits, reactions or group
-        // events, not deleted ones), within the newest UNREAD_WINDOW entries.
+        // events, not deleted ones), within the newest UNREAD_WINDOW entries. Only conversations
+        // with anything after the mark are counted, each over its own key range: written as one
+        // join, MariaDB read every message of the conversation (a `ref` on conv_id) instead of
+        // the range after the mark.
         let mut unread: HashMap<i64, i64> = HashMap::new();
-        let rows = sqlx::query(
-            "SELECT me.conv_id, COUNT(*) AS n FROM members me \
-             JOIN conversations c ON c.id = me.conv_id \
-             JOIN messages m ON m.conv_id = me.conv_id AND m.seq > CASE \
-               WHEN me.last_read_seq > c.last_seq - ? THEN me.last_read_seq \
-               ELSE c.last_seq - ? END \
-             WHERE me.user_id = ? AND (? = 0 OR me.conv_id = ?) \
-               AND m.kind = 'message' AND m.sender_id <> ? AND m.deleted = 0 \
-             GROUP BY me.conv_id",
-        )
-        .bind(UNREAD_WINDOW)
-        .bind(UNREAD_WINDOW)
-        .bind(viewer.0)
-        .bind(only)
-        .bind(only)
-        .bind(viewer.0)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
-            unread.insert(r.try_get("conv_id")?, r.try_get("n")?);
+        let ranges: Vec<(i64, i64)> = list
+            .iter()
+            .filter_map(|r| {
+                let (last_seq, read): (i64, i64) = (r.get("last_seq"), r.get("last_read_seq"));
+                (last_seq > read).then(|| (r.get("id"), read.max(last_seq - UNREAD_WINDOW)))
+            })
+            .collect();
+        for chunk in ranges.chunks(UNREAD_CHUNK) {
+            let sql = vec![
+                "SELECT conv_id, COUNT(*) AS n FROM messages WHERE conv_id = ? AND seq > ? \
+                 AND kind = 'message' AND sender_id <> ? AND deleted = 0 GROUP BY conv_id";
+                chunk.len()
+            ]
+            .join(" UNION ALL ");
+            let mut query = sqlx::query(&sql);
+            for (conv, after) in chunk {
+                query = query.bind(*conv).bind(*after).bind(viewer.0);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                unread.insert(r.try_get("conv_id")?, r.try_get("n")?);
+            }
         }
 
         Ok(list
