@@ -185,6 +185,8 @@ pub enum Change {
         emoji: String,
         on: bool,
     },
+    /// The sender created the group with this title (a group's first entry).
+    Created { title: String },
     /// The sender added `user` to the group.
     Added { user: UserRef },
     /// The sender removed `user` from the group.
@@ -213,6 +215,7 @@ impl Change {
             Change::Delete { .. } => "delete",
             Change::React { on: true, .. } => "react",
             Change::React { on: false, .. } => "unreact",
+            Change::Created { .. } => "created",
             Change::Added { .. } => "added",
             Change::Removed { .. } => "removed",
             Change::Left => "left",

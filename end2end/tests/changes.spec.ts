@@ -101,11 +101,13 @@ test("group changes show as lines in the timeline", async ({ browser }) => {
   await panel.getByLabel("Add member").fill(carol.name);
   await panel.getByRole("button", { name: "Add", exact: true }).click();
   const lines = bob.page.getByRole("log").locator("li.system");
-  await expect(lines).toHaveText([`${alice.name} added ${carol.name}`]);
+  const created = `${alice.name} created the group “${group}”`;
+  await expect(lines).toHaveText([created, `${alice.name} added ${carol.name}`]);
   const renamed = uniqueName("trip");
   await panel.getByLabel("New group name").fill(renamed);
   await panel.getByRole("button", { name: "Rename" }).click();
   await expect(lines).toHaveText([
+    created,
     `${alice.name} added ${carol.name}`,
     `${alice.name} renamed the group to “${renamed}”`,
   ]);
@@ -114,5 +116,5 @@ test("group changes show as lines in the timeline", async ({ browser }) => {
   );
   // After a reload they come from history.
   await bob.page.reload();
-  await expect(bob.page.getByRole("log").locator("li.system")).toHaveCount(2);
+  await expect(bob.page.getByRole("log").locator("li.system")).toHaveCount(3);
 });

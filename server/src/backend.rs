@@ -241,8 +241,9 @@ impl Backend for AppState {
         for name in &members {
             ids.push(self.find_user(name).await?.id);
         }
-        let conv = self.store.create_group(me.id, &title, &ids).await?;
+        let (conv, created) = self.store.create_group(me.id, &title, &ids).await?;
         self.announce(conv, &[]).await?;
+        self.publish_event(created);
         self.view(me, conv).await
     }
 

@@ -78,6 +78,7 @@ pub fn system_line(e: &Event, me: UserId) -> String {
         e.sender.username.clone()
     };
     match &e.change {
+        Change::Created { title } => format!("{who} created the group “{title}”"),
         Change::Added { user } => format!("{who} added {}", name(user)),
         Change::Removed { user } => format!("{who} removed {}", name(user)),
         Change::Left => format!("{who} left the group"),

@@ -1,6 +1,6 @@
 -- One ordered log per conversation: `messages` holds every entry of a conversation's log, in seq
 -- order. A row is a message (kind 'message') or an event about one ('edit', 'delete', 'react',
--- 'unreact') or about the group ('added', 'removed', 'left', 'renamed'). A message's
+-- 'unreact') or about the group ('created', 'added', 'removed', 'left', 'renamed'). A message's
 -- row keeps its CURRENT state (edited body and time, deleted flag with the body emptied), so
 -- history needs no replay; the event rows are what `sync` replays.
 --
@@ -8,7 +8,7 @@
 
 ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message'
     CHECK (kind IN ('message', 'edit', 'delete', 'react', 'unreact',
-                    'added', 'removed', 'left', 'renamed'));
+                    'created', 'added', 'removed', 'left', 'renamed'));
 -- The message an entry refers to: the one replied to (kind 'message'), or the one edited,
 -- deleted or reacted to. Never indexed: it is only followed from the row that holds it.
 ALTER TABLE messages ADD COLUMN target_seq INTEGER;
@@ -18,7 +18,7 @@ ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 -- Per kind, `body` is: the message's current text ('' once deleted); '' for 'edit' (the new text
 -- is read from the edited message, so deleting it leaves no copy); the emoji for 'react' and
--- 'unreact'; the title for 'renamed'; '' otherwise.
+-- 'unreact'; the title for 'created' and 'renamed'; '' otherwise.
 
 -- The current reactions (the log's 'react'/'unreact' rows are their history).
 CREATE TABLE reactions (

@@ -18,6 +18,7 @@ const UNREAD_CHUNK: usize = 200;
 
 /// A group event to append to a conversation's log (see [`Store::log_event`]).
 enum GroupEvent<'a> {
+    Created(&'a GroupTitle),
     Added(UserId),
     Removed(UserId),
     Left,
@@ -266,15 +267,14 @@ impl Store {
         Ok((conv, true))
     }
 
-    /// A new group owned by `owner`, with `others` as members. Its log starts empty: the first
-    /// message is seq 1 (a `created` event would shift every group's seqs; the conversation
-    /// itself says it was created).
+    /// A new group owned by `owner`, with `others` as members; its log starts with the
+    /// `created` event (seq 1).
     pub async fn create_group(
         &self,
         owner: UserId,
         title: &GroupTitle,
         others: &[UserId],
-    ) -> Result<ConvId> {
+    ) -> Result<(ConvId, Event)> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let conv = sqlx::query(
@@ -288,12 +288,15 @@ impl Store {
         .await?;
         let conv = inserted_id(self.dialect, &mut tx, &conv).await?;
         let conv = ConvId(conv);
+        let event = self
+            .log_event(&mut tx, conv, owner, GroupEvent::Created(title), now)
+            .await?;
         insert_member(self.dialect, &mut tx, conv, owner, Role::Owner, now).await?;
         for user in others.iter().filter(|u| **u != owner) {
             insert_member(self.dialect, &mut tx, conv, *user, Role::Member, now).await?;
         }
         tx.commit().await?;
-        Ok(conv)
+        Ok((conv, event))
     }
 
     /// `by` adds `user`; the `added` event, or None if they were already a member.
@@ -406,6 +409,7 @@ impl Store {
             .await?
             .try_get("last_seq")?;
         let (kind, body, subject) = match what {
+            GroupEvent::Created(title) => ("created", title.as_str(), None),
             GroupEvent::Added(user) => ("added", "", Some(user.0)),
             GroupEvent::Removed(user) => ("removed", "", Some(user.0)),
             GroupEvent::Left => ("left", "", None),

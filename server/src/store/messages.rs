@@ -113,6 +113,7 @@ impl From<LogRow> for Entry {
                 emoji: r.body,
                 on: r.kind == "react",
             },
+            "created" => Change::Created { title: r.body },
             "added" => Change::Added { user: subject() },
             "removed" => Change::Removed { user: subject() },
             "left" => Change::Left,

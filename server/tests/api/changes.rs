@@ -229,20 +229,21 @@ async fn a_member_offline_during_an_edit_a_delete_and_three_reactions_catches_up
             .await;
         acked(&mut a, &format!("m-{i}")).await;
     }
-    // Bob holds everything up to 3 from history, then goes offline.
+    // Bob holds everything up to 4 (the `created` event, then messages 2–4) from history, then
+    // goes offline.
     let held = history(&app, &bob, group).await;
     let mut state = by_seq(&held);
-    let cursor = 3;
+    let cursor = 4;
 
-    a.send(&edit(group, "e-1", 1, "message one, edited")).await;
-    a.send(&delete(group, "d-1", 2)).await;
-    a.send(&react(group, "r-1", 3, "🎉", true)).await;
+    a.send(&edit(group, "e-1", 2, "message one, edited")).await;
+    a.send(&delete(group, "d-1", 3)).await;
+    a.send(&react(group, "r-1", 4, "🎉", true)).await;
     for id in ["e-1", "d-1", "r-1"] {
         acked(&mut a, id).await;
     }
     // After Alice's, so that who reacted first is known.
-    d.send(&react(group, "r-2", 3, "🎉", true)).await;
-    d.send(&react(group, "r-3", 1, "👀", true)).await;
+    d.send(&react(group, "r-2", 4, "🎉", true)).await;
+    d.send(&react(group, "r-3", 2, "👀", true)).await;
     for id in ["r-2", "r-3"] {
         acked(&mut d, id).await;
     }
@@ -265,16 +266,16 @@ async fn a_member_offline_during_an_edit_a_delete_and_three_reactions_catches_up
             _ => {}
         }
     }
-    assert_eq!(seqs, [4, 5, 6, 7, 8]);
+    assert_eq!(seqs, [5, 6, 7, 8, 9]);
     // What bob now holds is exactly what a fresh history page says.
     let fresh = by_seq(&history(&app, &bob, group).await);
     assert_eq!(state, fresh);
-    assert_eq!(fresh[&1].body, "message one, edited");
-    assert!(fresh[&2].deleted);
+    assert_eq!(fresh[&2].body, "message one, edited");
+    assert!(fresh[&3].deleted);
     assert_eq!(
         (
-            fresh[&3].reactions[0].emoji.as_str(),
-            fresh[&3].reactions[0].count
+            fresh[&4].reactions[0].emoji.as_str(),
+            fresh[&4].reactions[0].count
         ),
         ("🎉", 2)
     );
@@ -321,11 +322,11 @@ async fn outsiders_and_other_peoples_messages_are_refused() {
     assert_eq!(history(&app, &alice, direct).await.messages[0].body, "mine");
 
     // In a group, its owner (Alice) may delete Bob's message; Bob still cannot edit hers.
-    a.send(&delete(group, "a-2", 1)).await;
-    assert_eq!(acked(&mut a, "a-2").await, 2);
+    a.send(&delete(group, "a-2", 2)).await;
+    assert_eq!(acked(&mut a, "a-2").await, 3);
     assert_eq!(
         expect_event(&mut b).await.change,
-        Change::Delete { target: 1 }
+        Change::Delete { target: 2 }
     );
     assert!(history(&app, &bob, group).await.messages[0].deleted);
 }
@@ -381,7 +382,7 @@ async fn group_changes_are_lines_in_the_log() {
         .await;
     assert_eq!(status, 200);
     let e = expect_event(&mut b).await;
-    assert_eq!(e.seq, 1);
+    assert_eq!(e.seq, 2, "after the group's `created` event");
     assert!(
         matches!(&e.change, Change::Added { user } if user.username == "carol"),
         "{e:?}"
@@ -400,7 +401,7 @@ async fn group_changes_are_lines_in_the_log() {
     assert_eq!(
         (e.seq, e.change),
         (
-            2,
+            3,
             Change::Renamed {
                 title: "Trip".into()
             }
@@ -419,13 +420,20 @@ async fn group_changes_are_lines_in_the_log() {
     assert!(matches!(&e.change, Change::Removed { user } if user.username == "carol"));
 
     b.send_message(group, "b-1", "hi").await;
-    assert_eq!(acked(&mut b, "b-1").await, 4);
+    assert_eq!(acked(&mut b, "b-1").await, 5);
     let page = history(&app, &bob, group).await;
     assert_eq!(
-        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [1, 2, 3]
+        page.events
+            .iter()
+            .map(|e| e.change.kind())
+            .collect::<Vec<_>>(),
+        ["created", "added", "renamed", "removed"]
     );
-    assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [4]);
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [5]);
     // Group events are not unread messages.
     let (_, list) = app
         .post("/api/conversations", Some(&alice.cookie), &[])

@@ -55,6 +55,8 @@ async fn read_all(client: &mut Client, conv: ConvId, total: Seq) -> (Vec<Seq>, u
         let have = accepted.last().copied().unwrap_or(0);
         let seq = match client.recv().await {
             ServerFrame::Message(m) if m.conv == conv => m.seq,
+            // Events are entries of the same log (a group starts with its `created` event).
+            ServerFrame::Event(e) if e.conv == conv => e.seq,
             // The sending connection's copy of its own message is its ack.
             ServerFrame::Ack { conv: c, seq, .. } if c == conv => seq,
             _ => continue,
@@ -192,7 +194,7 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
                     .send_message(group.id, &format!("g-{i}-{n}"), &format!("{i}:{n}"))
                     .await;
             }
-            read_all(&mut client, group.id, total).await
+            read_all(&mut client, group.id, total + 1).await
         }));
     }
     let mut gaps = 0;
@@ -201,7 +203,11 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
             .await
             .expect("every member got everything")
             .unwrap();
-        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+        assert_eq!(
+            seqs,
+            (1..=total + 1).collect::<Vec<_>>(),
+            "created, then the messages"
+        );
         gaps += g;
     }
     println!("5 members on 3 nodes: {total} group messages each received once, in order ({gaps} gaps filled by sync)");
@@ -244,7 +250,7 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
 
     let total = 600;
     let receivers = [bob.cookie.clone(), carol.cookie.clone()]
-        .map(|cookie| tokio::spawn(receive_all(vec![nodes[1].addr], cookie, conv, total)));
+        .map(|cookie| tokio::spawn(receive_all(vec![nodes[1].addr], cookie, conv, total + 1)));
     let acked = Arc::new(AtomicUsize::new(0));
     let sender = spawn_sender(
         vec![nodes[0].addr],
@@ -272,7 +278,11 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             .await
             .expect("receiver done")
             .unwrap();
-        assert_eq!(seqs, (1..=total as Seq).collect::<Vec<_>>());
+        assert_eq!(
+            seqs,
+            (1..=total as Seq + 1).collect::<Vec<_>>(),
+            "created, then the messages"
+        );
     }
     println!(
         "Redis killed after {acked_while_down} acks ({} more acked while it was down), restarted: \
@@ -297,7 +307,7 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
     // Both start on node B; when it dies they move to node A. Besides the messages, the log gets
     // an edit and a reaction (made on node A while the sender is busy): the receiver holds every
     // entry once and in order, events included.
-    let entries = total + 2;
+    let entries = total + 3; // `created`, the messages, an edit and a reaction
     let receiver = tokio::spawn(receive_all(vec![b, a], bob.cookie.clone(), conv, entries));
     let acked = Arc::new(AtomicUsize::new(0));
     let sender = spawn_sender(vec![b, a], alice.cookie.clone(), conv, total, acked.clone());
@@ -309,7 +319,7 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
         .send(&ClientFrame::Edit {
             conv,
             client_id: "edit-1".into(),
-            target: 1,
+            target: 2,
             body: "message 0, edited".into(),
         })
         .await;
@@ -317,7 +327,7 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
         .send(&ClientFrame::React {
             conv,
             client_id: "react-2".into(),
-            target: 2,
+            target: 3,
             emoji: "👍".into(),
             on: true,
         })
@@ -354,7 +364,7 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
             other => panic!("seq {seq} should be the {kind}: {other:?}"),
         }
     }
-    let page = store.history(bob.user.id, conv, Some(3), 2).await.unwrap();
+    let page = store.history(bob.user.id, conv, Some(4), 3).await.unwrap();
     assert_eq!(page.messages[0].body, "message 0, edited");
     assert_eq!(page.messages[1].reactions[0].count, 1);
     println!("node killed at {} acks: {total} messages, an edit and a reaction delivered once, in order, via the surviving node ({resent} re-sends)", total / 2);

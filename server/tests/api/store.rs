@@ -107,7 +107,7 @@ async fn check_seqs_and_idempotency(store: Store) {
         store.open_direct(b.id, a.id).await.unwrap(),
         (direct, false)
     );
-    let group = store
+    let (group, _) = store
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
         .await
         .unwrap();
@@ -131,7 +131,7 @@ async fn check_seqs_and_idempotency(store: Store) {
         seqs,
         [
             ("stored", direct, 1),
-            ("stored", group, 1),
+            ("stored", group, 2), // after the group's `created` event
             ("stored", direct, 2),
             ("dup", direct, 1)
         ]
@@ -223,7 +223,7 @@ async fn check_memberships(store: Store) {
     let a = user(&store, "ann").await;
     let b = user(&store, "ben").await;
     let c = user(&store, "cat").await;
-    let group = store
+    let (group, _) = store
         .create_group(a.id, &GroupTitle::parse("Plans").unwrap(), &[b.id])
         .await
         .unwrap();
@@ -244,8 +244,8 @@ async fn check_memberships(store: Store) {
     );
     assert_eq!(
         (view.last_seq, view.last_message.unwrap().seq),
-        (3, 2),
-        "messages 1 and 2, added 3: the preview is the last message"
+        (4, 3),
+        "created 1, messages 2 and 3, added 4: the preview is the last message"
     );
     store
         .rename(group, b.id, &GroupTitle::parse("Trip").unwrap())
@@ -300,11 +300,11 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
     let node_b = Store::connect(&format!("{server}/{name}")).await.unwrap();
     let a = user(&node_a, "ann").await;
     let b = user(&node_a, "ben").await;
-    let group = node_a
+    let (group, _) = node_a
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
         .await
         .unwrap();
-    let other = node_a
+    let (other, _) = node_a
         .create_group(b.id, &GroupTitle::parse("H").unwrap(), &[a.id])
         .await
         .unwrap();
@@ -356,7 +356,7 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
             .collect();
         assert_eq!(
             seqs,
-            (1..=400).collect::<Vec<_>>(),
+            (1..=401).collect::<Vec<_>>(),
             "gap-free and unique in {conv}"
         );
     }
@@ -380,7 +380,7 @@ async fn check_changes(store: Store) {
     let a = user(&store, "ann").await;
     let b = user(&store, "ben").await;
     let c = user(&store, "cat").await;
-    let group = store
+    let (group, _) = store
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id, c.id])
         .await
         .unwrap();
@@ -397,7 +397,7 @@ async fn check_changes(store: Store) {
                 group,
                 "e",
                 Op::Edit {
-                    target: 1,
+                    target: 2,
                     body: body("edited"),
                 },
             ),
@@ -406,7 +406,7 @@ async fn check_changes(store: Store) {
                 group,
                 "e-x",
                 Op::Edit {
-                    target: 1,
+                    target: 2,
                     body: body("not mine"),
                 },
             ),
@@ -415,7 +415,7 @@ async fn check_changes(store: Store) {
                 group,
                 "r1",
                 Op::React {
-                    target: 1,
+                    target: 2,
                     emoji: emoji("👍"),
                     on: true,
                 },
@@ -425,7 +425,7 @@ async fn check_changes(store: Store) {
                 group,
                 "r2",
                 Op::React {
-                    target: 1,
+                    target: 2,
                     emoji: emoji("👍"),
                     on: true,
                 },
@@ -435,7 +435,7 @@ async fn check_changes(store: Store) {
                 group,
                 "r3",
                 Op::React {
-                    target: 1,
+                    target: 2,
                     emoji: emoji("🎉"),
                     on: true,
                 },
@@ -445,20 +445,20 @@ async fn check_changes(store: Store) {
                 group,
                 "r4",
                 Op::React {
-                    target: 1,
+                    target: 2,
                     emoji: emoji("🎉"),
                     on: false,
                 },
             ),
-            op(&a, group, "d", Op::Delete { target: 2 }), // the owner deletes cat's
-            op(&b, group, "d-x", Op::Delete { target: 2 }),
+            op(&a, group, "d", Op::Delete { target: 3 }), // the owner deletes cat's
+            op(&b, group, "d-x", Op::Delete { target: 3 }),
             op(
                 &b,
                 group,
                 "m3",
                 Op::Message {
                     body: body("re: edited"),
-                    reply_to: Some(1),
+                    reply_to: Some(2),
                 },
             ),
             op(
@@ -484,15 +484,15 @@ async fn check_changes(store: Store) {
     assert_eq!(
         summary,
         [
-            "3",
-            "NotAllowed",
             "4",
+            "NotAllowed",
             "5",
             "6",
             "7",
             "8",
-            "MessageDeleted",
             "9",
+            "MessageDeleted",
+            "10",
             "UnknownMessage"
         ]
     );
@@ -500,7 +500,11 @@ async fn check_changes(store: Store) {
 
     let page = store.history(c.id, group, None, 50).await.unwrap();
     let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, [1, 2, 9]);
+    assert_eq!(
+        seqs,
+        [2, 3, 10],
+        "after the group's `created` event (seq 1)"
+    );
     let (first, second, reply) = (&page.messages[0], &page.messages[1], &page.messages[2]);
     assert_eq!(
         (first.body.as_str(), first.edited_at.is_some()),
@@ -524,11 +528,11 @@ async fn check_changes(store: Store) {
     let quote = reply.reply_to.as_ref().unwrap();
     assert_eq!(
         (quote.seq, quote.sender.id, quote.excerpt.as_str()),
-        (1, b.id, "edited")
+        (2, b.id, "edited")
     );
 
     // The replay brings every entry in order, events with their changes.
-    let replay = store.after(group, 2, 100).await.unwrap();
+    let replay = store.after(group, 3, 100).await.unwrap();
     let kinds: Vec<String> = replay
         .iter()
         .map(|e| match e {
@@ -539,13 +543,13 @@ async fn check_changes(store: Store) {
     assert_eq!(
         kinds,
         [
-            "edit 3",
-            "react 4",
+            "edit 4",
             "react 5",
             "react 6",
-            "unreact 7",
-            "delete 8",
-            "message 9"
+            "react 7",
+            "unreact 8",
+            "delete 9",
+            "message 10"
         ]
     );
     let Entry::Event(edit) = &replay[0] else {
@@ -554,7 +558,7 @@ async fn check_changes(store: Store) {
     assert_eq!(
         edit.change,
         Change::Edit {
-            target: 1,
+            target: 2,
             body: "edited".into()
         }
     );
@@ -562,26 +566,27 @@ async fn check_changes(store: Store) {
     // Unread: ann has not read anything and wrote only events: ben's and cat's messages count
     // (cat's deleted one not), reactions and edits do not.
     let list = store.conversations_for(a.id).await.unwrap();
-    assert_eq!((list[0].last_seq, list[0].unread), (9, 2));
-    assert_eq!(list[0].last_message.as_ref().unwrap().seq, 9);
+    assert_eq!((list[0].last_seq, list[0].unread), (10, 2));
+    assert_eq!(list[0].last_message.as_ref().unwrap().seq, 10);
 
     // Group events take seqs too; a repeat add takes none.
     let added = store
         .add_member(group, a.id, user(&store, "dan").await.id)
         .await
         .unwrap();
-    assert_eq!(added.map(|e| e.seq), Some(10));
+    assert_eq!(added.map(|e| e.seq), Some(11));
     let renamed = store
         .rename(group, b.id, &GroupTitle::parse("H").unwrap())
         .await
         .unwrap();
     assert_eq!(
         (renamed.seq, renamed.change),
-        (11, Change::Renamed { title: "H".into() })
+        (12, Change::Renamed { title: "H".into() })
     );
     let page = store.history(c.id, group, None, 50).await.unwrap();
     assert_eq!(
         page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [10, 11]
+        [1, 11, 12],
+        "created, added, renamed"
     );
 }
