@@ -3,7 +3,7 @@
 //!
 //! Pure data: no I/O here, and nothing that only one side can compile.
 
-use crate::model::{ConvId, Conversation, Event, Message, MessageId, Seq, UserId, UserRef};
+use crate::model::{ConvId, Conversation, Entry, Event, Message, MessageId, Seq, UserId, UserRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -184,6 +184,16 @@ impl ServerFrame {
     /// Serializes the frame. Our types always serialize, so this cannot fail.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("protocol frames always serialize")
+    }
+}
+
+/// A log entry's frame: `message` for a message, `event` for everything else.
+impl From<Entry> for ServerFrame {
+    fn from(entry: Entry) -> Self {
+        match entry {
+            Entry::Message(m) => ServerFrame::Message(m),
+            Entry::Event(e) => ServerFrame::Event(e),
+        }
     }
 }
 

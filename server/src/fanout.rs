@@ -97,11 +97,7 @@ fn deliver(bus: &Bus, item: Committed) {
                 at: entry.at(),
             });
             let conv = entry.conv();
-            let frame = match entry {
-                Entry::Message(m) => ServerFrame::Message(m),
-                Entry::Event(e) => ServerFrame::Event(e),
-            };
-            bus.publish_skipping(conv, &frame, Skip::Conn(item.sender.id));
+            bus.publish_skipping(conv, &ServerFrame::from(entry), Skip::Conn(item.sender.id));
         }
         Outcome::Repeat(r) => item.sender.push_frame(&ServerFrame::Ack {
             client_id: r.client_id,

@@ -468,13 +468,9 @@ impl Connection {
         };
         let full = page.len() == REPLAY_PAGE as usize;
         let last = page.last().map(Entry::seq);
-        let frames = page.into_iter().map(|entry| {
-            let frame = match entry {
-                Entry::Message(m) => ServerFrame::Message(m),
-                Entry::Event(e) => ServerFrame::Event(e),
-            };
-            WsMessage::Text(frame.to_json().into())
-        });
+        let frames = page
+            .into_iter()
+            .map(|entry| WsMessage::Text(ServerFrame::from(entry).to_json().into()));
         self.write(conn, frames).await?;
         match (full, last) {
             (true, Some(last)) => self.replay[0].1 = last,
