@@ -3,11 +3,13 @@
 //! A client that keeps the contract of PROTOCOL.md ("Delivery rules a client relies on") needs to
 //! remember three things, one type each:
 //!
-//! - [`Delivery`]: per conversation, the highest seq it holds (the *cursor*), messages that
+//! - [`Delivery`]: per conversation, the highest seq it holds (the *cursor*), log entries that
 //!   arrived ahead of a gap (*parked*), and which gaps it asked for. Given a server frame it answers
-//!   with a [`Step`]: the messages that are now next in order (to show, oldest first) and the `sync`
-//!   to send, if any. A message whose seq is already held is ignored; one that skips a seq is parked
-//!   and the gap asked for once; parked messages follow as soon as the gap is filled.
+//!   with a [`Step`]: the entries (messages and events: edits, deletions, reactions, group events)
+//!   that are now next in order (to apply, oldest first) and the `sync` to send, if any. An entry
+//!   whose seq is already held is ignored; one that skips a seq is parked and the gap asked for
+//!   once; parked entries follow as soon as the gap is filled. [`apply`] applies an event to the
+//!   messages shown.
 //! - [`Outbox`]: what the user sent that is not shown as stored yet. An entry stays until its
 //!   message is shown (it came back as a `message`, or its `ack` turned it into one) and is re-sent
 //!   with its original `client_id` after every reconnect; the server stores it once.
@@ -18,7 +20,8 @@
 //! says; the unit tests below drive them directly.
 
 use crate::model::{
-    ConvId, Conversation, Message, MessageId, Seq, UserId, UserRef, MAX_BODY_CHARS,
+    excerpt, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction, Seq, UserId,
+    UserRef, MAX_BODY_CHARS,
 };
 use crate::protocol::ClientFrame;
 use chrono::{DateTime, Utc};
@@ -37,8 +40,9 @@ pub const MAX_OUTBOX: usize = 200;
 #[derive(Debug, Default, PartialEq)]
 #[must_use]
 pub struct Step {
-    /// Messages that are now next in order, oldest first: show them (list preview, open pane).
-    pub show: Vec<Message>,
+    /// Log entries that are now next in order, oldest first: show or apply them (list preview,
+    /// open pane).
+    pub show: Vec<Entry>,
     /// Ask the server to replay what comes after these cursors (a gap to fill).
     pub sync: Option<BTreeMap<ConvId, Seq>>,
     /// A message named a conversation this client does not know yet: fetch the list.
@@ -72,8 +76,8 @@ pub struct Delivery {
     me: UserRef,
     /// The last seq held per conversation: everything up to it has been shown.
     cursors: HashMap<ConvId, Seq>,
-    /// Messages that arrived after a gap, waiting for the gap to be filled.
-    parked: HashMap<ConvId, BTreeMap<Seq, Message>>,
+    /// Entries that arrived after a gap, waiting for the gap to be filled.
+    parked: HashMap<ConvId, BTreeMap<Seq, Entry>>,
     /// Conversations whose gap we asked for and whose replay has not finished yet.
     gap_asked: HashSet<ConvId>,
     /// The highest seq we told the server we have read, per conversation.
@@ -135,21 +139,32 @@ impl Delivery {
         }
     }
 
-    /// A `message` frame: ignore what we hold, park what comes after a gap (and ask for the gap
-    /// once), show what comes next in order together with anything parked right behind it.
+    /// A `message` frame: see [`Delivery::on_entry`].
     pub fn on_message(&mut self, m: Message, outbox: &mut Outbox) -> Step {
-        let conv = m.conv;
+        self.on_entry(Entry::Message(m), outbox)
+    }
+
+    /// An `event` frame: see [`Delivery::on_entry`].
+    pub fn on_event(&mut self, e: Event, outbox: &mut Outbox) -> Step {
+        self.on_entry(Entry::Event(e), outbox)
+    }
+
+    /// A log entry: ignore what we hold, park what comes after a gap (and ask for the gap once),
+    /// show what comes next in order together with anything parked right behind it.
+    pub fn on_entry(&mut self, m: Entry, outbox: &mut Outbox) -> Step {
+        let conv = m.conv();
+        let seq = m.seq();
         let mut step = Step::default();
         match self.cursor(conv) {
             None => {
                 // A conversation we have not heard of (its `conversation` frame may still be on its
-                // way): show the message and fetch the list for its title.
-                self.cursors.insert(conv, m.seq);
+                // way): show the entry and fetch the list for its title.
+                self.cursors.insert(conv, seq);
                 step.show.push(m);
                 step.refresh_list = true;
             }
-            Some(held) if m.seq <= held => {}
-            Some(held) if m.seq == held + 1 => {
+            Some(held) if seq <= held => {}
+            Some(held) if seq == held + 1 => {
                 step.show.push(m);
                 let mut next = held + 2;
                 if let Some(parked) = self.parked.get_mut(&conv) {
@@ -165,17 +180,17 @@ impl Delivery {
             Some(held) => {
                 let parked = self.parked.entry(conv).or_default();
                 if parked.len() < MAX_PARKED {
-                    parked.entry(m.seq).or_insert(m);
+                    parked.entry(seq).or_insert(m);
                 }
                 if self.gap_asked.insert(conv) {
                     step.sync = Some(BTreeMap::from([(conv, held)]));
                 }
             }
         }
-        // My messages leave the outbox once they are shown as stored.
+        // My entries leave the outbox once they are shown as stored.
         for m in &step.show {
-            if m.sender.id == self.me.id {
-                outbox.take(&m.client_id);
+            if m.sender().id == self.me.id {
+                outbox.take(m.client_id());
             }
         }
         step
@@ -206,16 +221,31 @@ impl Delivery {
                 },
             };
         };
-        let message = Message {
-            conv: ack.conv,
-            seq: ack.seq,
-            id: ack.id,
-            client_id: ack.client_id,
-            sender: self.me.clone(),
-            body: entry.body.clone(),
-            at: ack.at,
+        let entry = match &entry.change {
+            None => Entry::Message(Message {
+                conv: ack.conv,
+                seq: ack.seq,
+                id: ack.id,
+                client_id: ack.client_id,
+                sender: self.me.clone(),
+                body: entry.body.clone(),
+                at: ack.at,
+                reply_to: entry.reply_to.clone(),
+                edited_at: None,
+                deleted: false,
+                reactions: Vec::new(),
+            }),
+            Some(change) => Entry::Event(Event {
+                conv: ack.conv,
+                seq: ack.seq,
+                id: ack.id,
+                client_id: ack.client_id,
+                sender: self.me.clone(),
+                at: ack.at,
+                change: change.clone(),
+            }),
         };
-        self.on_message(message, outbox)
+        self.on_entry(entry, outbox)
     }
 
     /// `synced`: the replay is complete. A conversation still holding parked messages has a gap
@@ -249,25 +279,62 @@ impl Delivery {
 
 // ----- the outbox ------------------------------------------------------------------------------
 
-/// A message the user sent that is not shown as stored yet.
+/// A message the user sent, or a change they made (edit, deletion, reaction), that is not shown
+/// as stored yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub client_id: String,
     pub conv: ConvId,
+    /// The message's text (empty for a change).
     pub body: String,
     /// Set when the server refused it; the user may retry or discard it.
     #[serde(default)]
     pub failed: Option<String>,
+    /// The message this one answers, quoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<crate::model::Quote>,
+    /// Not a message but this change to one (`edit`, `delete` or `react`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
 }
 
 impl OutboxEntry {
-    /// The `send` frame for this entry (the same `client_id` every time).
+    /// The frame for this entry (the same `client_id` every time).
     pub fn frame(&self) -> ClientFrame {
-        ClientFrame::Send {
-            conv: self.conv,
-            client_id: self.client_id.clone(),
-            body: self.body.clone(),
+        let (conv, client_id) = (self.conv, self.client_id.clone());
+        match &self.change {
+            None => ClientFrame::Send {
+                conv,
+                client_id,
+                body: self.body.clone(),
+                reply_to: self.reply_to.as_ref().map(|q| q.seq),
+            },
+            Some(Change::Edit { target, body }) => ClientFrame::Edit {
+                conv,
+                client_id,
+                target: *target,
+                body: body.clone(),
+            },
+            Some(Change::Delete { target }) => ClientFrame::Delete {
+                conv,
+                client_id,
+                target: *target,
+            },
+            Some(Change::React { target, emoji, on }) => ClientFrame::React {
+                conv,
+                client_id,
+                target: *target,
+                emoji: emoji.clone(),
+                on: *on,
+            },
+            // Group events are made by the server, never queued by a client.
+            Some(_) => ClientFrame::Ping,
         }
+    }
+
+    /// A message (not a change): shown as pending in its conversation.
+    pub fn is_message(&self) -> bool {
+        self.change.is_none()
     }
 }
 
@@ -294,9 +361,11 @@ impl Outbox {
         self.entries.is_empty()
     }
 
-    /// The entries of one conversation, oldest first.
+    /// The messages (not changes) of one conversation, oldest first.
     pub fn pending_in(&self, conv: ConvId) -> impl Iterator<Item = &OutboxEntry> {
-        self.entries.iter().filter(move |e| e.conv == conv)
+        self.entries
+            .iter()
+            .filter(move |e| e.conv == conv && e.is_message())
     }
 
     pub fn get(&self, client_id: &str) -> Option<&OutboxEntry> {
@@ -310,24 +379,44 @@ impl Outbox {
         conv: ConvId,
         client_id: String,
         body: String,
+        reply_to: Option<crate::model::Quote>,
     ) -> Result<ClientFrame, String> {
-        if body.trim().is_empty() {
-            return Err("Type a message first.".into());
-        }
-        if body.chars().count() > MAX_BODY_CHARS {
-            return Err(format!(
-                "A message holds at most {MAX_BODY_CHARS} characters."
-            ));
-        }
-        if self.entries.len() >= MAX_OUTBOX {
-            return Err("Too many unsent messages; wait for the connection to come back.".into());
-        }
-        let entry = OutboxEntry {
+        check_body(&body)?;
+        self.push(OutboxEntry {
             client_id,
             conv,
             body,
             failed: None,
-        };
+            reply_to,
+            change: None,
+        })
+    }
+
+    /// Queues a change to a message (edit, deletion, reaction) under a fresh `client_id` and
+    /// returns the frame to send.
+    pub fn queue_change(
+        &mut self,
+        conv: ConvId,
+        client_id: String,
+        change: Change,
+    ) -> Result<ClientFrame, String> {
+        if let Change::Edit { body, .. } = &change {
+            check_body(body)?;
+        }
+        self.push(OutboxEntry {
+            client_id,
+            conv,
+            body: String::new(),
+            failed: None,
+            reply_to: None,
+            change: Some(change),
+        })
+    }
+
+    fn push(&mut self, entry: OutboxEntry) -> Result<ClientFrame, String> {
+        if self.entries.len() >= MAX_OUTBOX {
+            return Err("Too many unsent messages; wait for the connection to come back.".into());
+        }
         let frame = entry.frame();
         self.entries.push(entry);
         Ok(frame)
@@ -367,12 +456,131 @@ impl Outbox {
     }
 }
 
+/// Why a body cannot even be queued, for the person.
+fn check_body(body: &str) -> Result<(), String> {
+    if body.trim().is_empty() {
+        return Err("Type a message first.".into());
+    }
+    if body.chars().count() > MAX_BODY_CHARS {
+        return Err(format!(
+            "A message holds at most {MAX_BODY_CHARS} characters."
+        ));
+    }
+    Ok(())
+}
+
+// ----- applying events to messages ---------------------------------------------------------------
+
+/// Applies an event to the messages shown (by seq): an edit, deletion or reaction changes its
+/// target (and the quotes of the replies to it); a group event changes no message. Applying the
+/// same event twice leaves the same state, so a replay over a history page is harmless.
+pub fn apply(messages: &mut BTreeMap<Seq, Message>, e: &Event, me: UserId) {
+    let Some(target) = e.change.target() else {
+        return;
+    };
+    if let Some(m) = messages.get_mut(&target) {
+        apply_to(m, e, me);
+    }
+    if matches!(e.change, Change::Edit { .. } | Change::Delete { .. }) {
+        for m in messages.range_mut(target + 1..).map(|(_, m)| m) {
+            if let Some(q) = m.reply_to.as_mut().filter(|q| q.seq == target) {
+                match &e.change {
+                    Change::Edit { body, .. } => q.excerpt = excerpt(body),
+                    _ => {
+                        q.excerpt.clear();
+                        q.deleted = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies an edit, deletion or reaction to the message it targets.
+pub fn apply_to(m: &mut Message, e: &Event, me: UserId) {
+    match &e.change {
+        Change::Edit { body, .. } if !m.deleted => {
+            m.body = body.clone();
+            m.edited_at = Some(e.at);
+        }
+        Change::Delete { .. } => {
+            m.body.clear();
+            m.deleted = true;
+            m.reactions.clear();
+        }
+        Change::React { emoji, on, .. } if !m.deleted => {
+            let at = m.reactions.iter().position(|r| &r.emoji == emoji);
+            match (at, *on) {
+                (Some(at), true) => {
+                    let r = &mut m.reactions[at];
+                    if !r.users.iter().any(|u| u.id == e.sender.id) {
+                        r.users.push(e.sender.clone());
+                        r.count += 1;
+                        r.mine |= e.sender.id == me;
+                    }
+                }
+                (None, true) => m.reactions.push(Reaction {
+                    emoji: emoji.clone(),
+                    count: 1,
+                    mine: e.sender.id == me,
+                    users: vec![e.sender.clone()],
+                }),
+                (Some(at), false) => {
+                    let r = &mut m.reactions[at];
+                    if let Some(i) = r.users.iter().position(|u| u.id == e.sender.id) {
+                        r.users.remove(i);
+                        r.count = r.count.saturating_sub(1);
+                        if e.sender.id == me {
+                            r.mine = false;
+                        }
+                    }
+                    if r.users.is_empty() {
+                        m.reactions.remove(at);
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+        _ => {}
+    }
+}
+
 // ----- the conversation list ---------------------------------------------------------------------
 
-/// How many messages of `c` I have not read: what came after my read position. My own messages
-/// move my read position (writing means having read), so only others' messages count.
+/// How many messages of `c` I have not read: others' messages after my read position (never my
+/// own, edits, reactions or group events). The server counts them for its list; [`Inbox`] keeps
+/// the count true as live messages and reads come in.
 pub fn unread(c: &Conversation) -> i64 {
-    (c.last_seq - c.last_read_seq).max(0)
+    c.unread.max(0)
+}
+
+/// What an [`Inbox`] knows about one conversation's unread count beyond the server's list.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Counted {
+    /// The `last_seq` the server's count covered.
+    upto: Seq,
+    /// The server's count (of others' messages after its read mark, up to `upto`).
+    base: i64,
+    /// Others' messages after `upto` that came live.
+    live: std::collections::BTreeSet<Seq>,
+}
+
+impl Counted {
+    fn of(c: &Conversation) -> Counted {
+        Counted {
+            upto: c.last_seq,
+            base: c.unread,
+            live: Default::default(),
+        }
+    }
+
+    /// Unread when I have read up to `read`. A read that ends inside what the server counted
+    /// keeps the server's count (which messages of that range were others' is not known here)
+    /// until the next list; in practice reads end at the newest message.
+    fn unread(&self, read: Seq) -> i64 {
+        let base = if read >= self.upto { 0 } else { self.base };
+        base + self.live.range(read + 1..).count() as i64
+    }
 }
 
 /// My conversations, newest activity first, with what live messages and receipts taught us since
@@ -380,6 +588,7 @@ pub fn unread(c: &Conversation) -> i64 {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inbox {
     list: Vec<Conversation>,
+    counted: HashMap<ConvId, Counted>,
 }
 
 impl Inbox {
@@ -395,7 +604,7 @@ impl Inbox {
         self.list.iter().find(|c| c.id == id)
     }
 
-    /// The first message of `conv` I have not read, if any.
+    /// The first entry of `conv` I have not read, if any message is unread.
     pub fn first_unread(&self, conv: ConvId) -> Option<Seq> {
         let c = self.get(conv)?;
         (unread(c) > 0).then_some(c.last_read_seq + 1)
@@ -411,13 +620,17 @@ impl Inbox {
     /// lost). Returns those reads, to tell the server again.
     pub fn replace(&mut self, mut list: Vec<Conversation>) -> Vec<(ConvId, Seq)> {
         let mut untold = Vec::new();
+        self.counted.clear();
         for c in &mut list {
+            let counted = Counted::of(c);
             if let Some(old) = self.get(c.id) {
                 if old.last_read_seq > c.last_read_seq {
                     c.last_read_seq = old.last_read_seq;
+                    c.unread = counted.unread(c.last_read_seq);
                     untold.push((c.id, c.last_read_seq));
                 }
             }
+            self.counted.insert(c.id, counted);
         }
         self.list = list;
         self.sort();
@@ -429,31 +642,45 @@ impl Inbox {
     pub fn upsert(&mut self, mut conv: Conversation) {
         match self.list.iter_mut().find(|c| c.id == conv.id) {
             Some(existing) => {
-                // Keep what live messages taught us if the update is older news.
                 if existing.last_seq > conv.last_seq {
+                    // Older news: keep what live messages taught us.
                     conv.last_seq = existing.last_seq;
                     conv.last_message = existing.last_message.take();
                     conv.updated_at = existing.updated_at;
+                    conv.unread = existing.unread;
+                    conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
+                } else {
+                    let mut counted = Counted::of(&conv);
+                    if let Some(old) = self.counted.get(&conv.id) {
+                        counted.live = old.live.range(conv.last_seq + 1..).copied().collect();
+                    }
+                    conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
+                    conv.unread = counted.unread(conv.last_read_seq);
+                    self.counted.insert(conv.id, counted);
                 }
-                conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
                 *existing = conv;
             }
-            None => self.list.push(conv),
+            None => {
+                self.counted.insert(conv.id, Counted::of(&conv));
+                self.list.push(conv);
+            }
         }
         self.sort();
     }
 
     pub fn remove(&mut self, id: ConvId) {
         self.list.retain(|c| c.id != id);
+        self.counted.remove(&id);
     }
 
     /// A message shown in order: it becomes the preview if it is news (a replayed message the
-    /// server's list already counted is not). Mine means I have read the conversation. Returns
-    /// whether it was news.
+    /// server's list already counted is not), and counts as unread if it is someone else's. Mine
+    /// means I have read the conversation. Returns whether it was news.
     pub fn record(&mut self, m: &Message, me: UserId) -> bool {
         let Some(c) = self.list.iter_mut().find(|c| c.id == m.conv) else {
             return false;
         };
+        let counted = self.counted.entry(c.id).or_insert_with(|| Counted::of(c));
         let news = m.seq > c.last_seq;
         if news {
             c.last_seq = m.seq;
@@ -462,9 +689,39 @@ impl Inbox {
         }
         if m.sender.id == me {
             c.last_read_seq = c.last_read_seq.max(m.seq);
+        } else if m.seq > counted.upto && !m.deleted {
+            counted.live.insert(m.seq);
         }
+        c.unread = counted.unread(c.last_read_seq);
         self.sort();
         news
+    }
+
+    /// An event shown in order: it moves the conversation's cursor (never its place in the list
+    /// or its unread count) and, when it changes the message shown as the preview, the preview.
+    pub fn record_event(&mut self, e: &Event, me: UserId) {
+        let Some(c) = self.list.iter_mut().find(|c| c.id == e.conv) else {
+            return;
+        };
+        c.last_seq = c.last_seq.max(e.seq);
+        if let Some(last) = c
+            .last_message
+            .as_mut()
+            .filter(|m| Some(m.seq) == e.change.target())
+        {
+            apply_to(last, e, me);
+        }
+        if let (Change::Delete { target }, Some(counted)) =
+            (&e.change, self.counted.get_mut(&e.conv))
+        {
+            // A deleted message no longer waits to be read.
+            if counted.live.remove(target) {
+                c.unread = counted.unread(c.last_read_seq);
+            }
+        }
+        if let Change::Renamed { title } = &e.change {
+            c.title = title.clone();
+        }
     }
 
     /// I have read `conv` up to `seq` (here or in another tab). False when that is not news.
@@ -472,6 +729,8 @@ impl Inbox {
         match self.list.iter_mut().find(|c| c.id == conv) {
             Some(c) if seq > c.last_read_seq => {
                 c.last_read_seq = seq;
+                let counted = self.counted.entry(c.id).or_insert_with(|| Counted::of(c));
+                c.unread = counted.unread(seq);
                 true
             }
             _ => false,
@@ -528,6 +787,10 @@ mod tests {
             sender: user(from),
             body: format!("m{seq}"),
             at: at(seq),
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 
@@ -539,7 +802,7 @@ mod tests {
     }
 
     fn seqs(step: &Step) -> Vec<Seq> {
-        step.show.iter().map(|m| m.seq).collect()
+        step.show.iter().map(Entry::seq).collect()
     }
 
     fn ack(client_id: &str, seq: Seq) -> Ack {
@@ -614,20 +877,21 @@ mod tests {
     #[test]
     fn the_outbox_holds_a_message_until_it_is_shown_and_keeps_refusals() {
         let (mut d, mut o) = alice_at(0);
-        assert!(o.queue(CONV, "c-0".into(), "   ".into()).is_err());
+        assert!(o.queue(CONV, "c-0".into(), "   ".into(), None).is_err());
         assert!(o
-            .queue(CONV, "c-0".into(), "é".repeat(MAX_BODY_CHARS + 1))
+            .queue(CONV, "c-0".into(), "é".repeat(MAX_BODY_CHARS + 1), None)
             .is_err());
-        let frame = o.queue(CONV, "c-1".into(), "hello".into()).unwrap();
+        let frame = o.queue(CONV, "c-1".into(), "hello".into(), None).unwrap();
         assert_eq!(
             frame,
             ClientFrame::Send {
                 conv: CONV,
                 client_id: "c-1".into(),
-                body: "hello".into()
+                body: "hello".into(),
+                reply_to: None,
             }
         );
-        o.queue(CONV, "c-2".into(), "world".into()).unwrap();
+        o.queue(CONV, "c-2".into(), "world".into(), None).unwrap();
 
         // Reconnecting re-sends both with the same client ids.
         let resent: Vec<_> = o
@@ -661,10 +925,10 @@ mod tests {
     #[test]
     fn an_ack_becomes_my_message_under_the_cursor_rules() {
         let (mut d, mut o) = alice_at(3);
-        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        o.queue(CONV, "c-1".into(), "hi".into(), None).unwrap();
         let step = d.on_ack(ack("c-1", 4), &mut o);
         assert_eq!(step.sync, None);
-        let [m] = &step.show[..] else {
+        let [Entry::Message(m)] = &step.show[..] else {
             panic!("{step:?}")
         };
         assert_eq!(
@@ -691,7 +955,7 @@ mod tests {
     #[test]
     fn an_ack_after_a_gap_is_parked_and_the_gap_asked_for() {
         let (mut d, mut o) = alice_at(3);
-        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        o.queue(CONV, "c-1".into(), "hi".into(), None).unwrap();
         // Seq 4 (Bob's) has not reached us yet.
         let step = d.on_ack(ack("c-1", 5), &mut o);
         assert!(step.show.is_empty());
@@ -708,7 +972,7 @@ mod tests {
     #[test]
     fn my_message_arriving_before_its_ack_clears_the_outbox() {
         let (mut d, mut o) = alice_at(0);
-        o.queue(CONV, "c-1".into(), "hi".into()).unwrap();
+        o.queue(CONV, "c-1".into(), "hi".into(), None).unwrap();
         let mut m = message(1, 1);
         m.client_id = "c-1".into();
         assert_eq!(seqs(&d.on_message(m, &mut o)), [1]);
@@ -775,6 +1039,7 @@ mod tests {
         // Reconnected: the fresh list already says 3 unread up to seq 4; the replay brings 2..5.
         let mut fresh = conversation(CONV, 4);
         fresh.last_read_seq = 1;
+        fresh.unread = 3;
         inbox.replace(vec![fresh]);
         for seq in 2..=5 {
             inbox.record(&message(seq, 2), ALICE);
@@ -805,5 +1070,179 @@ mod tests {
         assert_eq!(unread(inbox.get(CONV).unwrap()), 0);
         inbox.remove(CONV);
         assert!(inbox.is_empty());
+    }
+
+    fn event(seq: Seq, from: i64, change: Change) -> Event {
+        Event {
+            conv: CONV,
+            seq,
+            id: MessageId(100 + seq),
+            client_id: format!("x-{seq}"),
+            sender: user(from),
+            at: at(seq),
+            change,
+        }
+    }
+
+    fn react(target: Seq, emoji: &str, on: bool) -> Change {
+        Change::React {
+            target,
+            emoji: emoji.into(),
+            on,
+        }
+    }
+
+    #[test]
+    fn events_share_the_cursor_and_gap_rules_of_messages() {
+        let (mut d, mut o) = alice_at(2);
+        let edit = Change::Edit {
+            target: 2,
+            body: "fixed".into(),
+        };
+        // An event after a gap is parked like a message and follows once the gap is filled.
+        let step = d.on_event(event(4, 2, edit.clone()), &mut o);
+        assert_eq!(step.sync, Some(BTreeMap::from([(CONV, 2)])));
+        assert_eq!(seqs(&d.on_message(message(3, 2), &mut o)), [3, 4]);
+        assert_eq!(d.on_event(event(4, 2, edit), &mut o), Step::default());
+        assert_eq!(d.cursor(CONV), Some(4));
+    }
+
+    #[test]
+    fn an_ack_of_my_change_becomes_my_event() {
+        let (mut d, mut o) = alice_at(3);
+        let frame = o
+            .queue_change(CONV, "c-1".into(), react(3, "👍", true))
+            .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::React {
+                conv: CONV,
+                client_id: "c-1".into(),
+                target: 3,
+                emoji: "👍".into(),
+                on: true
+            }
+        );
+        assert_eq!(
+            o.pending_in(CONV).count(),
+            0,
+            "a change is not a pending message"
+        );
+        assert_eq!(o.resend().len(), 1, "but it is re-sent after a reconnect");
+        let step = d.on_ack(ack("c-1", 4), &mut o);
+        let [Entry::Event(e)] = &step.show[..] else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            (e.seq, e.sender.id, &e.change),
+            (4, ALICE, &react(3, "👍", true))
+        );
+        assert!(o.is_empty());
+        assert!(o
+            .queue_change(
+                CONV,
+                "c-2".into(),
+                Change::Edit {
+                    target: 3,
+                    body: "  ".into()
+                }
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn events_change_the_messages_shown_and_applying_twice_changes_nothing_more() {
+        let mut shown: BTreeMap<Seq, Message> = BTreeMap::new();
+        shown.insert(1, message(1, 2));
+        let mut reply = message(2, 1);
+        reply.reply_to = Some(crate::model::Quote::of(&shown[&1]));
+        shown.insert(2, reply);
+
+        let edit = event(
+            3,
+            2,
+            Change::Edit {
+                target: 1,
+                body: "edited".into(),
+            },
+        );
+        apply(&mut shown, &edit, ALICE);
+        assert_eq!(
+            (shown[&1].body.as_str(), shown[&1].edited_at),
+            ("edited", Some(at(3)))
+        );
+        assert_eq!(shown[&2].reply_to.as_ref().unwrap().excerpt, "edited");
+
+        for e in [
+            event(4, 1, react(1, "👍", true)),
+            event(5, 2, react(1, "👍", true)),
+            event(5, 2, react(1, "👍", true)), // twice: no second count
+            event(6, 2, react(1, "🎉", true)),
+            event(7, 2, react(1, "🎉", false)),
+        ] {
+            apply(&mut shown, &e, ALICE);
+        }
+        let r = &shown[&1].reactions;
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(
+            (r[0].emoji.as_str(), r[0].count, r[0].mine),
+            ("👍", 2, true)
+        );
+        apply(&mut shown, &event(8, 1, react(1, "👍", false)), ALICE);
+        assert_eq!(
+            (shown[&1].reactions[0].count, shown[&1].reactions[0].mine),
+            (1, false)
+        );
+
+        let delete = event(9, 2, Change::Delete { target: 1 });
+        apply(&mut shown, &delete, ALICE);
+        let m = &shown[&1];
+        assert!(m.deleted && m.body.is_empty() && m.reactions.is_empty());
+        let q = shown[&2].reply_to.as_ref().unwrap();
+        assert!(q.deleted && q.excerpt.is_empty());
+        // Nothing changes a deleted message back.
+        apply(&mut shown, &edit, ALICE);
+        apply(&mut shown, &event(10, 1, react(1, "👍", true)), ALICE);
+        assert!(shown[&1].body.is_empty() && shown[&1].reactions.is_empty());
+    }
+
+    #[test]
+    fn events_are_never_unread_and_update_the_preview() {
+        let mut inbox = Inbox::default();
+        inbox.replace(vec![conversation(CONV, 2)]);
+        inbox.record(&message(3, 2), ALICE);
+        assert_eq!(unread(inbox.get(CONV).unwrap()), 1);
+        let before = inbox.get(CONV).unwrap().updated_at;
+        inbox.record_event(
+            &event(
+                4,
+                2,
+                Change::Edit {
+                    target: 3,
+                    body: "edited".into(),
+                },
+            ),
+            ALICE,
+        );
+        inbox.record_event(&event(5, 2, react(3, "👍", true)), ALICE);
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((c.last_seq, unread(c), c.updated_at), (5, 1, before));
+        assert_eq!(c.last_message.as_ref().unwrap().body, "edited");
+        // The unread message is deleted: nothing is left to read.
+        inbox.record_event(&event(6, 2, Change::Delete { target: 3 }), ALICE);
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!(unread(c), 0);
+        assert!(c.last_message.as_ref().unwrap().deleted);
+        inbox.record_event(
+            &event(
+                7,
+                2,
+                Change::Renamed {
+                    title: "Trip".into(),
+                },
+            ),
+            ALICE,
+        );
+        assert_eq!(inbox.get(CONV).unwrap().title, "Trip");
     }
 }

@@ -84,7 +84,15 @@ impl ConvKind {
     }
 }
 
-/// One stored chat message.
+/// The most characters of a replied-to message quoted beside a reply.
+pub const EXCERPT_CHARS: usize = 100;
+/// The most different emoji one person may put on one message.
+pub const MAX_REACTIONS_PER_PERSON: usize = 16;
+
+/// One stored chat message, in its current state (edited body, deleted tombstone, reactions).
+///
+/// The fields after `at` are absent from the JSON when they hold nothing, so a plain new message
+/// reads exactly as it did before edits and reactions existed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub conv: ConvId,
@@ -92,8 +100,210 @@ pub struct Message {
     pub id: MessageId,
     pub client_id: String,
     pub sender: UserRef,
+    /// Empty when `deleted`: a deleted message's text is gone from the server.
     pub body: String,
     pub at: DateTime<Utc>,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    /// When the body was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted: show a tombstone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Reactions, one entry per emoji, in the order the emoji was first used. Filled in history
+    /// pages; live and replayed messages get theirs from `react` events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: Seq,
+    pub sender: UserRef,
+    /// The first [`EXCERPT_CHARS`] characters of its current body; empty if it was deleted.
+    pub excerpt: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl Quote {
+    pub fn of(m: &Message) -> Quote {
+        Quote {
+            seq: m.seq,
+            sender: m.sender.clone(),
+            excerpt: excerpt(&m.body),
+            deleted: m.deleted,
+        }
+    }
+}
+
+/// The first [`EXCERPT_CHARS`] characters of `body`.
+pub fn excerpt(body: &str) -> String {
+    body.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// One emoji on one message: who put it there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: u32,
+    /// Whether the person asking is among `users`.
+    #[serde(default)]
+    pub mine: bool,
+    /// Who reacted, earliest first.
+    pub users: Vec<UserRef>,
+}
+
+/// Everything in a conversation's log that is not a new message: changes to messages and the
+/// group's own events. Each has its own seq in the conversation, like a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub id: MessageId,
+    pub client_id: String,
+    /// Who did it.
+    pub sender: UserRef,
+    pub at: DateTime<Utc>,
+    pub change: Change,
+}
+
+/// What an [`Event`] changed. `target` is the seq of the message it is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// The message's body is now `body` (empty if it has been deleted since).
+    Edit { target: Seq, body: String },
+    /// The message is deleted: drop its body and reactions, show a tombstone.
+    Delete { target: Seq },
+    /// The sender added (`on`) or took back their `emoji` on the message.
+    React {
+        target: Seq,
+        emoji: String,
+        on: bool,
+    },
+    /// The sender created the group with this title (a group's first entry).
+    Created { title: String },
+    /// The sender added `user` to the group.
+    Added { user: UserRef },
+    /// The sender removed `user` from the group.
+    Removed { user: UserRef },
+    /// The sender left the group.
+    Left,
+    /// The sender renamed the group.
+    Renamed { title: String },
+}
+
+impl Change {
+    /// The message this change is about, if it is about one.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            Change::Edit { target, .. }
+            | Change::Delete { target }
+            | Change::React { target, .. } => Some(*target),
+            _ => None,
+        }
+    }
+
+    /// The stored name of the kind (the `messages.kind` column).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Edit { .. } => "edit",
+            Change::Delete { .. } => "delete",
+            Change::React { on: true, .. } => "react",
+            Change::React { on: false, .. } => "unreact",
+            Change::Created { .. } => "created",
+            Change::Added { .. } => "added",
+            Change::Removed { .. } => "removed",
+            Change::Left => "left",
+            Change::Renamed { .. } => "renamed",
+        }
+    }
+
+    /// A group event (a line in the timeline), as opposed to a change to a message.
+    pub fn is_system(&self) -> bool {
+        self.target().is_none()
+    }
+}
+
+/// One entry of a conversation's log: a message, or an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Message(Message),
+    Event(Event),
+}
+
+impl Entry {
+    pub fn conv(&self) -> ConvId {
+        match self {
+            Entry::Message(m) => m.conv,
+            Entry::Event(e) => e.conv,
+        }
+    }
+
+    pub fn seq(&self) -> Seq {
+        match self {
+            Entry::Message(m) => m.seq,
+            Entry::Event(e) => e.seq,
+        }
+    }
+
+    pub fn id(&self) -> MessageId {
+        match self {
+            Entry::Message(m) => m.id,
+            Entry::Event(e) => e.id,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        match self {
+            Entry::Message(m) => &m.client_id,
+            Entry::Event(e) => &e.client_id,
+        }
+    }
+
+    pub fn sender(&self) -> &UserRef {
+        match self {
+            Entry::Message(m) => &m.sender,
+            Entry::Event(e) => &e.sender,
+        }
+    }
+
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Entry::Message(m) => m.at,
+            Entry::Event(e) => e.at,
+        }
+    }
+}
+
+/// An emoji reaction as typed: 1–32 bytes, at most 10 characters, no letters, digits, spaces
+/// or control characters (so nothing but emoji and their joiners and modifiers in practice).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn parse(raw: String) -> Result<Self, ParseError> {
+        let ok_char = |c: char| {
+            !c.is_ascii() && !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control()
+        };
+        if (1..=32).contains(&raw.len()) && raw.chars().count() <= 10 && raw.chars().all(ok_char) {
+            Ok(Emoji(raw))
+        } else {
+            Err(ParseError::Emoji)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
 }
 
 /// A conversation as one particular member sees it (a direct chat is titled by the other person).
@@ -114,11 +324,16 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One page of history, oldest first.
+/// One page of history, oldest first: the messages of a range of seqs in their current state,
+/// and the group events (system lines) of the same range. Changes to messages (edits,
+/// deletions, reactions) are already applied, so they are not listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
-    /// True when older messages exist before the first one in `messages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// True when older entries exist before the first one in this page: ask for the next page
+    /// `before` the smallest seq of `messages` and `events`.
     pub has_more: bool,
 }
 
@@ -137,6 +352,8 @@ pub enum ParseError {
     ClientId,
     #[error("group name must be 1 to {MAX_TITLE_CHARS} characters")]
     Title,
+    #[error("a reaction must be one emoji (at most 10 characters, no letters or spaces)")]
+    Emoji,
 }
 
 /// A valid username: 3–32 characters of `a-z 0-9 _ . -`, lower-cased on the way in so that

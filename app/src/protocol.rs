@@ -3,7 +3,7 @@
 //!
 //! Pure data: no I/O here, and nothing that only one side can compile.
 
-use crate::model::{ConvId, Conversation, Message, MessageId, Seq, UserId, UserRef};
+use crate::model::{ConvId, Conversation, Entry, Event, Message, MessageId, Seq, UserId, UserRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,6 +20,31 @@ pub enum ClientFrame {
         conv: ConvId,
         client_id: String,
         body: String,
+        /// The seq of the message this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Seq>,
+    },
+    /// Replace the body of my message `target`. Acknowledged like a send (its own `client_id`,
+    /// its own seq in the conversation's log).
+    Edit {
+        conv: ConvId,
+        client_id: String,
+        target: Seq,
+        body: String,
+    },
+    /// Delete message `target` (mine; in a group, the owner may delete anyone's).
+    Delete {
+        conv: ConvId,
+        client_id: String,
+        target: Seq,
+    },
+    /// Put (`on: true`) or take back (`on: false`) my `emoji` on message `target`.
+    React {
+        conv: ConvId,
+        client_id: String,
+        target: Seq,
+        emoji: String,
+        on: bool,
     },
     /// "I hold every message up to this seq": the server replays what came after, in order,
     /// then answers `synced`.
@@ -81,6 +106,9 @@ pub enum ServerFrame {
     },
     /// A stored message, to every connection of every member (the sender's included).
     Message(Message),
+    /// Any other entry of a conversation's log (an edit, a deletion, a reaction, a group event),
+    /// delivered exactly like a `message`: same seq sequence, same ack, same replay.
+    Event(Event),
     /// The user was added to a conversation, it changed (renamed, members), or the user left it
     /// or was removed (`removed: true`).
     Conversation {
@@ -133,6 +161,15 @@ pub enum ErrorCode {
     RateLimited,
     /// The server failed; retry later.
     Internal,
+    /// The `target` (or `reply_to`) is not a message of this conversation.
+    UnknownMessage,
+    /// The `target` (or `reply_to`) has been deleted.
+    MessageDeleted,
+    /// Not yours to change: only the sender edits a message; only the sender or the group's
+    /// owner deletes it.
+    NotAllowed,
+    /// Already [`crate::model::MAX_REACTIONS_PER_PERSON`] different emoji of yours on that message.
+    TooManyReactions,
 }
 
 impl ServerFrame {
@@ -150,6 +187,16 @@ impl ServerFrame {
     }
 }
 
+/// A log entry's frame: `message` for a message, `event` for everything else.
+impl From<Entry> for ServerFrame {
+    fn from(entry: Entry) -> Self {
+        match entry {
+            Entry::Message(m) => ServerFrame::Message(m),
+            Entry::Event(e) => ServerFrame::Event(e),
+        }
+    }
+}
+
 impl ClientFrame {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("protocol frames always serialize")
@@ -159,7 +206,7 @@ impl ClientFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ConvKind;
+    use crate::model::{Change, ConvKind};
     use serde_json::json;
 
     fn alice() -> UserRef {
@@ -186,9 +233,45 @@ mod tests {
             ClientFrame::Send {
                 conv: ConvId(7),
                 client_id: "c-1".into(),
-                body: "hi".into()
+                body: "hi".into(),
+                reply_to: None,
             }
         );
+        assert_eq!(
+            send.to_json(),
+            r#"{"type":"send","conv":7,"client_id":"c-1","body":"hi"}"#,
+            "an old client's send is unchanged"
+        );
+        let react: ClientFrame = serde_json::from_value(
+            json!({"type":"react","conv":7,"client_id":"c-2","target":3,"emoji":"👍","on":true}),
+        )
+        .unwrap();
+        assert_eq!(
+            react,
+            ClientFrame::React {
+                conv: ConvId(7),
+                client_id: "c-2".into(),
+                target: 3,
+                emoji: "👍".into(),
+                on: true
+            }
+        );
+        let edit: ClientFrame = serde_json::from_value(
+            json!({"type":"edit","conv":7,"client_id":"c-3","target":3,"body":"fixed"}),
+        )
+        .unwrap();
+        assert!(matches!(edit, ClientFrame::Edit { target: 3, .. }));
+        let reply: ClientFrame = serde_json::from_value(
+            json!({"type":"send","conv":7,"client_id":"c-4","body":"yes","reply_to":3}),
+        )
+        .unwrap();
+        assert!(matches!(
+            reply,
+            ClientFrame::Send {
+                reply_to: Some(3),
+                ..
+            }
+        ));
         let sync: ClientFrame =
             serde_json::from_value(json!({"type":"sync","cursors":{"7":3,"9":0}})).unwrap();
         let ClientFrame::Sync { cursors } = &sync else {
@@ -220,8 +303,17 @@ mod tests {
             sender: alice(),
             body: "<script>x</script>".into(),
             at,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let v = roundtrip_server(ServerFrame::Message(msg.clone()));
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            8,
+            "a plain message has no empty extras: {v}"
+        );
         assert_eq!(v["type"], "message");
         assert_eq!(v["sender"]["username"], "alice");
         assert_eq!(v["seq"], 3);
@@ -266,6 +358,36 @@ mod tests {
         for f in [ServerFrame::Pong, ServerFrame::Synced] {
             roundtrip_server(f);
         }
+        let v = roundtrip_server(ServerFrame::Event(Event {
+            conv: ConvId(7),
+            seq: 4,
+            id: MessageId(43),
+            client_id: "c-2".into(),
+            sender: alice(),
+            at,
+            change: Change::React {
+                target: 3,
+                emoji: "👍".into(),
+                on: false,
+            },
+        }));
+        assert_eq!(v["type"], "event");
+        assert_eq!(
+            v["change"],
+            json!({"kind":"react","target":3,"emoji":"👍","on":false})
+        );
+        let v = roundtrip_server(ServerFrame::Event(Event {
+            conv: ConvId(7),
+            seq: 5,
+            id: MessageId(44),
+            client_id: "sys-7-5".into(),
+            sender: alice(),
+            at,
+            change: Change::Left,
+        }));
+        assert_eq!(v["change"], json!({"kind":"left"}));
+        let v = roundtrip_server(ServerFrame::error(ErrorCode::MessageDeleted, "gone", None));
+        assert_eq!(v["code"], "message_deleted");
         let v = roundtrip_server(ServerFrame::Presence {
             user: UserId(1),
             online: true,

@@ -130,6 +130,7 @@ pub fn send_frame(conv: i64, epoch: u32, counter: u32, body: &str) -> String {
         conv: ConvId(conv),
         client_id: format!("e{epoch}n{counter}"),
         body: body.to_owned(),
+        reply_to: None,
     }
     .to_json()
 }

@@ -9,7 +9,7 @@ use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
 use app::model::{
-    ConvId, ConvKind, Conversation, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
+    ConvId, ConvKind, Conversation, Event, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
     Username,
 };
 use app::protocol::ServerFrame;
@@ -82,6 +82,13 @@ impl AppState {
                 "a direct chat has exactly two people; start a group instead",
             )),
         }
+    }
+
+    /// Publishes a group event to the conversation's members, like a message (it has its seq in
+    /// the log; a client that misses it gets it from `sync`).
+    fn publish_event(&self, event: Event) {
+        let conv = event.conv;
+        self.bus.publish(conv, &ServerFrame::Event(event));
     }
 
     async fn view(&self, me: &UserRef, conv: ConvId) -> Result<Conversation, ApiError> {
@@ -234,8 +241,9 @@ impl Backend for AppState {
         for name in &members {
             ids.push(self.find_user(name).await?.id);
         }
-        let conv = self.store.create_group(me.id, &title, &ids).await?;
+        let (conv, created) = self.store.create_group(me.id, &title, &ids).await?;
         self.announce(conv, &[]).await?;
+        self.publish_event(created);
         self.view(me, conv).await
     }
 
@@ -247,8 +255,9 @@ impl Backend for AppState {
     ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
         let user = self.find_user(&user).await?;
-        if self.store.add_member(conv, user.id).await? {
+        if let Some(added) = self.store.add_member(conv, me.id, user.id).await? {
             self.announce(conv, &[]).await?;
+            self.publish_event(added);
         }
         self.view(me, conv).await
     }
@@ -272,7 +281,9 @@ impl Backend for AppState {
                 user.username
             )));
         };
-        self.store.remove_member(conv, user.id).await?;
+        if let Some(removed) = self.store.remove_member(conv, me.id, user.id).await? {
+            self.publish_event(removed);
+        }
         self.announce(conv, &[(user.id, last_view)]).await?;
         self.view(me, conv).await
     }
@@ -280,7 +291,9 @@ impl Backend for AppState {
     async fn leave_group(&self, me: &UserRef, conv: ConvId) -> Result<(), ApiError> {
         self.require_group_member(me, conv).await?;
         let last_view = self.view(me, conv).await?;
-        self.store.remove_member(conv, me.id).await?;
+        if let Some(left) = self.store.remove_member(conv, me.id, me.id).await? {
+            self.publish_event(left);
+        }
         self.announce(conv, &[(me.id, last_view)]).await
     }
 
@@ -291,8 +304,9 @@ impl Backend for AppState {
         title: GroupTitle,
     ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
-        self.store.rename(conv, &title).await?;
+        let renamed = self.store.rename(conv, me.id, &title).await?;
         self.announce(conv, &[]).await?;
+        self.publish_event(renamed);
         self.view(me, conv).await
     }
 
@@ -304,6 +318,6 @@ impl Backend for AppState {
         limit: u32,
     ) -> Result<HistoryPage, ApiError> {
         self.require_member(me, conv).await?;
-        Ok(self.store.history(conv, before_seq, limit).await?)
+        Ok(self.store.history(me.id, conv, before_seq, limit).await?)
     }
 }

@@ -1,4 +1,5 @@
-//! The write path of a message: persist, then hand over to fan-out.
+//! The write path of a log entry (a message, an edit, a deletion, a reaction): persist, then
+//! hand over to fan-out.
 //!
 //! One task owns it. Sends from every connection queue up in a bounded channel; the task takes
 //! whatever has piled up (up to `max_batch`) and stores it in ONE transaction (group commit), so
@@ -9,9 +10,9 @@
 //!
 //! Owns no state of its own: the store assigns seqs, the fan-out stage acks and publishes.
 
-use crate::fanout::{Committed, Fanout};
+use crate::fanout::{Committed, Fanout, Outcome};
 use crate::hub::Conn;
-use crate::store::{Appended, NewMessage, Store};
+use crate::store::{Appended, NewEntry, Refusal, Store};
 use app::protocol::{ErrorCode, ServerFrame};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 
 /// A send waiting for its commit, with the connection that gets the ack.
 struct Pending {
-    message: NewMessage,
+    message: NewEntry,
     reply_to: Conn,
 }
 
@@ -54,7 +55,7 @@ impl Committer {
 
     /// Queues a validated message. Waits only when the queue is full, which slows down the
     /// connections that send, never the ones that receive.
-    pub async fn submit(&self, message: NewMessage, reply_to: Conn) -> Result<(), Stopped> {
+    pub async fn submit(&self, message: NewEntry, reply_to: Conn) -> Result<(), Stopped> {
         self.queue
             .send(Pending { message, reply_to })
             .await
@@ -73,7 +74,7 @@ async fn run(
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         // The messages move into the store (its SQLite writer runs on another thread); the
         // senders and client ids stay here to answer them.
-        let (messages, senders): (Vec<NewMessage>, Vec<(Conn, String)>) = batch
+        let (messages, senders): (Vec<NewEntry>, Vec<(Conn, String)>) = batch
             .drain(..)
             .map(|p| {
                 let client_id = p.message.client_id.clone();
@@ -119,21 +120,19 @@ fn settle(
         None
     };
     match result {
-        Appended::Stored(message) => {
+        Appended::Stored(entry) => {
             stats.stored.fetch_add(1, Ordering::Relaxed);
             Some(Committed {
                 sender: reply_to,
-                message,
-                fresh: true,
+                what: Outcome::Fresh(entry),
             })
         }
         // Already stored and fanned out once: the sender only needs the original ack again.
-        Appended::Duplicate(message) => {
+        Appended::Duplicate(receipt) => {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
             Some(Committed {
                 sender: reply_to,
-                message,
-                fresh: false,
+                what: Outcome::Repeat(receipt),
             })
         }
         Appended::NotMember => refuse(
@@ -143,5 +142,21 @@ fn settle(
         Appended::UnknownConversation => {
             refuse(ErrorCode::UnknownConversation, "no such conversation")
         }
+        Appended::Refused(Refusal::UnknownMessage) => refuse(
+            ErrorCode::UnknownMessage,
+            "there is no such message in this conversation",
+        ),
+        Appended::Refused(Refusal::MessageDeleted) => {
+            refuse(ErrorCode::MessageDeleted, "that message has been deleted")
+        }
+        Appended::Refused(Refusal::NotAllowed) => refuse(
+            ErrorCode::NotAllowed,
+            "you may edit only your own messages, and delete only your own (a group's owner may \
+             delete any)",
+        ),
+        Appended::Refused(Refusal::TooManyReactions) => refuse(
+            ErrorCode::TooManyReactions,
+            "you already have the most reactions allowed on that message; take one back first",
+        ),
     }
 }

@@ -12,16 +12,31 @@
 
 use crate::bus::Bus;
 use crate::hub::{Conn, Skip};
-use app::model::Message;
+use crate::store::Receipt;
+use app::model::{ConvId, Entry};
 use app::protocol::ServerFrame;
 use tokio::sync::mpsc;
 
-/// One committed message and the connection that sent it.
+/// One committed log entry (a message or an event) and the connection that sent it.
 pub struct Committed {
     pub sender: Conn,
-    pub message: Message,
-    /// False for a re-sent `client_id`: the sender gets its ack again, nobody gets a second copy.
-    pub fresh: bool,
+    pub what: Outcome,
+}
+
+pub enum Outcome {
+    /// Stored now: ack the sender, publish to everyone else.
+    Fresh(Entry),
+    /// A re-sent `client_id`: the sender gets its ack again, nobody gets a second copy.
+    Repeat(Receipt),
+}
+
+impl Committed {
+    fn conv(&self) -> ConvId {
+        match &self.what {
+            Outcome::Fresh(entry) => entry.conv(),
+            Outcome::Repeat(receipt) => receipt.conv,
+        }
+    }
 }
 
 /// Batches a shard may have waiting before the committer waits for it (backpressure).
@@ -49,7 +64,7 @@ impl Fanout {
     pub async fn hand_over(&self, batch: impl IntoIterator<Item = Committed>) {
         let mut split: Vec<Vec<Committed>> = self.shards.iter().map(|_| Vec::new()).collect();
         for item in batch {
-            let shard = item.message.conv.0.unsigned_abs() as usize % self.shards.len();
+            let shard = item.conv().0.unsigned_abs() as usize % self.shards.len();
             split[shard].push(item);
         }
         for (shard, items) in self.shards.iter().zip(split) {
@@ -70,22 +85,26 @@ async fn run(mut rx: mpsc::Receiver<Vec<Committed>>, bus: Bus) {
 }
 
 fn deliver(bus: &Bus, item: Committed) {
-    let m = &item.message;
-    // The ack carries everything the sending connection lacks (it has the body): it is that
-    // connection's copy of the message, so the message frame itself skips it.
-    item.sender.push_frame(&ServerFrame::Ack {
-        client_id: m.client_id.clone(),
-        conv: m.conv,
-        id: m.id,
-        seq: m.seq,
-        at: m.at,
-    });
-    if item.fresh {
-        let conv = m.conv;
-        bus.publish_skipping(
-            conv,
-            &ServerFrame::Message(item.message),
-            Skip::Conn(item.sender.id),
-        );
+    // The ack carries everything the sending connection lacks (it has the body, or the change it
+    // asked for): it is that connection's copy of the entry, so the published frame skips it.
+    match item.what {
+        Outcome::Fresh(entry) => {
+            item.sender.push_frame(&ServerFrame::Ack {
+                client_id: entry.client_id().to_owned(),
+                conv: entry.conv(),
+                id: entry.id(),
+                seq: entry.seq(),
+                at: entry.at(),
+            });
+            let conv = entry.conv();
+            bus.publish_skipping(conv, &ServerFrame::from(entry), Skip::Conn(item.sender.id));
+        }
+        Outcome::Repeat(r) => item.sender.push_frame(&ServerFrame::Ack {
+            client_id: r.client_id,
+            conv: r.conv,
+            id: r.id,
+            seq: r.seq,
+            at: r.at,
+        }),
     }
 }

@@ -12,10 +12,10 @@
 //! little, and tungstenite grows a buffer only while a big frame needs it.
 
 use crate::hub::{CloseReason, Conn};
-use crate::store::NewMessage;
+use crate::store::{NewEntry, Op};
 use crate::AppState;
 use app::api::ssr::session_token_from_headers;
-use app::model::{Body, ClientId, ConvId, ParseError, Seq, UserRef};
+use app::model::{Body, ClientId, ConvId, Emoji, Entry, ParseError, Seq, UserRef};
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -317,7 +317,48 @@ impl Connection {
                 conv,
                 client_id,
                 body,
-            } => self.on_send(conn, conv, client_id, body).await,
+                reply_to,
+            } => {
+                self.on_change(conn, conv, client_id, || {
+                    let body = parse_body(body)?;
+                    Ok(Op::Message { body, reply_to })
+                })
+                .await
+            }
+            ClientFrame::Edit {
+                conv,
+                client_id,
+                target,
+                body,
+            } => {
+                self.on_change(conn, conv, client_id, || {
+                    let body = parse_body(body)?;
+                    Ok(Op::Edit { target, body })
+                })
+                .await
+            }
+            ClientFrame::Delete {
+                conv,
+                client_id,
+                target,
+            } => {
+                self.on_change(conn, conv, client_id, || Ok(Op::Delete { target }))
+                    .await
+            }
+            ClientFrame::React {
+                conv,
+                client_id,
+                target,
+                emoji,
+                on,
+            } => {
+                self.on_change(conn, conv, client_id, || {
+                    let emoji =
+                        Emoji::parse(emoji).map_err(|e| (ErrorCode::BadFrame, e.to_string()))?;
+                    Ok(Op::React { target, emoji, on })
+                })
+                .await
+            }
             ClientFrame::Sync { cursors } => {
                 for (conv, seq) in cursors {
                     if self.state.hub.is_member(self.user.id, conv) {
@@ -368,42 +409,47 @@ impl Connection {
         }
     }
 
-    async fn on_send(
+    /// A `send`, `edit`, `delete` or `react`: parses the client id, then the rest with `op`
+    /// (which says why it refuses), and queues the entry for the committer.
+    /// Membership and the permission rules are checked inside the commit's transaction.
+    async fn on_change(
         &mut self,
         conn: &Conn,
         conv: ConvId,
         client_id: String,
-        body: String,
+        op: impl FnOnce() -> Result<Op, (ErrorCode, String)>,
     ) -> Result<(), End> {
-        let refuse = |code, message: String, client_id: String| {
-            conn.push_frame(&ServerFrame::error(code, message, Some(client_id)));
-            Ok(())
-        };
         let client_id = match ClientId::parse(client_id) {
             Ok(id) => id,
-            Err(e) => return refuse(ErrorCode::BadFrame, e.to_string(), String::new()),
-        };
-        let body = match Body::parse(body) {
-            Ok(body) => body,
             Err(e) => {
-                let code = if e == ParseError::EmptyBody {
-                    ErrorCode::Empty
-                } else {
-                    ErrorCode::TooLarge
-                };
-                return refuse(code, e.to_string(), client_id.into_inner());
+                conn.push_frame(&ServerFrame::error(
+                    ErrorCode::BadFrame,
+                    e.to_string(),
+                    Some(String::new()),
+                ));
+                return Ok(());
             }
         };
-        let message = NewMessage {
+        let op = match op() {
+            Ok(op) => op,
+            Err((code, message)) => {
+                conn.push_frame(&ServerFrame::error(
+                    code,
+                    message,
+                    Some(client_id.into_inner()),
+                ));
+                return Ok(());
+            }
+        };
+        let entry = NewEntry {
             sender: self.user.clone(),
             conv,
             client_id: client_id.into_inner(),
-            body: body.into_inner(),
+            op,
         };
-        // Membership is checked again inside the commit's transaction, against the database.
         self.state
             .committer
-            .submit(message, conn.clone())
+            .submit(entry, conn.clone())
             .await
             .map_err(|_| End::Close(close::GOING_AWAY, "server shutting down"))
     }
@@ -421,10 +467,10 @@ impl Connection {
             }
         };
         let full = page.len() == REPLAY_PAGE as usize;
-        let last = page.last().map(|m| m.seq);
+        let last = page.last().map(Entry::seq);
         let frames = page
             .into_iter()
-            .map(|message| WsMessage::Text(ServerFrame::Message(message).to_json().into()));
+            .map(|entry| WsMessage::Text(ServerFrame::from(entry).to_json().into()));
         self.write(conn, frames).await?;
         match (full, last) {
             (true, Some(last)) => self.replay[0].1 = last,
@@ -480,6 +526,18 @@ impl Connection {
 }
 
 const SLOW: &str = "slow consumer: reconnect and sync";
+
+/// A message body, or why it is refused.
+fn parse_body(body: String) -> Result<Body, (ErrorCode, String)> {
+    Body::parse(body).map_err(|e| {
+        let code = if e == ParseError::EmptyBody {
+            ErrorCode::Empty
+        } else {
+            ErrorCode::TooLarge
+        };
+        (code, e.to_string())
+    })
+}
 
 /// How to close a connection the hub asked to close.
 fn closing(conn: &Conn) -> End {

@@ -10,13 +10,20 @@
 //!
 //! Message bodies are rendered as text nodes and `<a>` elements for http(s) addresses, never as
 //! HTML.
+//!
+//! Each message has its actions (reply, react, and for my own edit and delete — confirmed in
+//! place) on hover and focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
+//! original, and clicking the quote scrolls to it (loading older pages until it is there). Group
+//! events are lines of their own.
 
 use super::format::{self, Piece, Row};
 use super::group::GroupSettings;
 use super::sidebar::Avatar;
 use super::state::{use_chat, OutboxEntry};
 use crate::delivery::unread;
-use crate::model::{ConvId, ConvKind, Conversation, Message, Seq, UserId, MAX_BODY_CHARS};
+use crate::model::{
+    Change, ConvId, ConvKind, Conversation, Message, Quote, Seq, UserId, MAX_BODY_CHARS,
+};
 use leptos::ev::KeyboardEvent;
 use leptos::html;
 use leptos::prelude::*;
@@ -30,6 +37,8 @@ const BOTTOM_SLACK: i32 = 48;
 const TOP_SLACK: i32 = 80;
 /// The composer shows a character count from this many characters on.
 const COUNT_FROM: usize = MAX_BODY_CHARS - 500;
+/// The reaction picker's emoji.
+pub const COMMON_EMOJI: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
 /// Shown at `/` when no conversation is open.
 #[component]
@@ -153,6 +162,33 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
     let last_top = StoredValue::new(0);
     // A conversation just opened lands at its "New messages" line, or at the bottom.
     let landing = StoredValue::new(true);
+    // A quoted message to scroll to (a reply's quote was clicked): older pages are loaded until
+    // it is shown, or there are none left.
+    let jump = RwSignal::new(None::<Seq>);
+    Effect::new(move |_| {
+        let Some(seq) = jump.get() else {
+            return;
+        };
+        chat.messages.track();
+        chat.loading_history.track();
+        request_animation_frame(move || {
+            let Some(el) = log.try_get_untracked().flatten() else {
+                return;
+            };
+            if let Some(item) = find_item(&el, seq) {
+                jump.set(None);
+                following.set(false);
+                item.scroll_into_view();
+                let _ = item.class_list().add_1("flash");
+                let _ = item.focus();
+            } else if chat.has_more.get_untracked() {
+                chat.load_older();
+            } else if !chat.loading_history.get_untracked() {
+                // Not in this conversation's history any more.
+                jump.set(None);
+            }
+        });
+    });
 
     Effect::new(move |_| {
         id.track();
@@ -236,8 +272,10 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
     let rows = move || {
         let divider = chat.divider.get();
         let today = format::now_local().date_naive();
-        chat.messages
-            .with(|m| format::rows(m.values(), divider, today, format::local))
+        chat.messages.with(|m| {
+            chat.events
+                .with(|e| format::rows(m.values(), e.values(), divider, today, format::local))
+        })
     };
     let pending = move || {
         let Some(id) = id.get() else {
@@ -329,7 +367,15 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
                             }
                             Row::Message { m, head } => {
                                 let mine = m.sender.id == me;
-                                view! { <MessageItem m head mine/> }.into_any()
+                                view! { <MessageItem m head mine jump/> }.into_any()
+                            }
+                            Row::System { e } => {
+                                view! {
+                                    <li class="system" data-event=e.seq>
+                                        <span>{format::system_line(&e, me)}</span>
+                                    </li>
+                                }
+                                    .into_any()
                             }
                         }}
                     </For>
@@ -352,9 +398,13 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
 }
 
 /// One stored message. The head of a run shows the sender (in groups) and the time; the others
-/// show the time on hover. The sender is always named for screen readers.
+/// show the time on hover. The sender is always named for screen readers. A deleted message is a
+/// tombstone; my own can be edited in place (Enter saves, Escape cancels) or deleted (after a
+/// confirmation).
 #[component]
-fn MessageItem(m: Message, head: bool, mine: bool) -> impl IntoView {
+fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) -> impl IntoView {
+    let chat = use_chat();
+    let me = chat.me_id();
     let at = format::local(&m.at);
     let colour = format::colour(m.sender.id);
     let who = if mine {
@@ -362,8 +412,153 @@ fn MessageItem(m: Message, head: bool, mine: bool) -> impl IntoView {
     } else {
         m.sender.username.clone()
     };
+    let (conv, seq) = (m.conv, m.seq);
+    let editing = move || chat.editing.get() == Some(seq);
+    let picker = RwSignal::new(false);
+    let change = move |c: Change| {
+        if let Err(e) = chat.change(conv, c) {
+            chat.notice.set(Some(e));
+        }
+    };
+    let quote = m.reply_to.clone().map(|q| {
+        let target = q.seq;
+        let text = if q.deleted {
+            "message deleted".to_owned()
+        } else {
+            q.excerpt.clone()
+        };
+        view! {
+            <button
+                type="button"
+                class="quote"
+                class:deleted=q.deleted
+                title="Show the original message"
+                on:click=move |_| jump.set(Some(target))
+            >
+                <span class="quote-sender">{q.sender.username.clone()}</span>
+                <span class="quote-text">{text}</span>
+            </button>
+        }
+    });
+    let reactions = m
+        .reactions
+        .iter()
+        .map(|r| {
+            let names: Vec<_> = r
+                .users
+                .iter()
+                .map(|u| {
+                    if u.id == me {
+                        "you".to_owned()
+                    } else {
+                        u.username.clone()
+                    }
+                })
+                .collect();
+            let (emoji, mine_too) = (r.emoji.clone(), r.mine);
+            let label = format!("{} {}: {}", r.emoji, r.count, names.join(", "));
+            view! {
+                <button
+                    type="button"
+                    class="reaction"
+                    class:mine=mine_too
+                    aria-pressed=mine_too.to_string()
+                    title=label.clone()
+                    aria-label=label
+                    on:click=move |_| {
+                        change(Change::React { target: seq, emoji: emoji.clone(), on: !mine_too })
+                    }
+                >
+                    {r.emoji.clone()}
+                    " "
+                    <span class="count">{r.count}</span>
+                </button>
+            }
+        })
+        .collect_view();
+    let deleted = m.deleted;
+    let body_text = m.body.clone();
+    let quote_for_reply = Quote::of(&m);
+    // Deleting asks first, in place: "Delete for everyone?" with Delete and Cancel.
+    let confirming = RwSignal::new(false);
+    let actions = (!deleted).then(|| {
+        let own = mine.then(|| {
+            view! {
+                <button type="button" class="small ghost" on:click=move |_| chat.editing.set(Some(seq))>
+                    "Edit"
+                </button>
+                <button type="button" class="small ghost" on:click=move |_| confirming.set(true)>
+                    "Delete"
+                </button>
+                <Show when=move || confirming.get()>
+                    <span class="confirm" role="group" aria-label="Delete for everyone?">
+                        "Delete for everyone? "
+                        <button
+                            type="button"
+                            class="small danger"
+                            on:click=move |_| {
+                                confirming.set(false);
+                                change(Change::Delete { target: seq });
+                            }
+                        >
+                            "Delete for everyone"
+                        </button>
+                        <button type="button" class="small ghost" on:click=move |_| confirming.set(false)>
+                            "Cancel"
+                        </button>
+                    </span>
+                </Show>
+            }
+        });
+        view! {
+            <span class="msg-actions">
+                <button
+                    type="button"
+                    class="small ghost"
+                    on:click=move |_| {
+                        chat.replying.set(Some(quote_for_reply.clone()));
+                        focus_composer();
+                    }
+                >
+                    "Reply"
+                </button>
+                <button
+                    type="button"
+                    class="small ghost"
+                    aria-expanded=move || picker.get().to_string()
+                    aria-label="Add a reaction"
+                    on:click=move |_| picker.update(|p| *p = !*p)
+                >
+                    "☺+"
+                </button>
+                {own}
+                <Show when=move || picker.get()>
+                    <span class="picker" role="group" aria-label="Reactions">
+                        {COMMON_EMOJI
+                            .iter()
+                            .map(|e| {
+                                let emoji = e.to_string();
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="small ghost"
+                                        on:click=move |_| {
+                                            picker.set(false);
+                                            change(Change::React { target: seq, emoji: emoji.clone(), on: true });
+                                        }
+                                    >
+                                        {*e}
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
+                    </span>
+                </Show>
+            </span>
+        }
+    });
     view! {
-        <li class="msg" class:mine=mine class:head=head data-seq=m.seq>
+        <li class="msg" class:mine=mine class:head=head class:deleted=deleted data-seq=m.seq tabindex="-1">
             {(!mine)
                 .then(|| {
                     view! {
@@ -374,14 +569,87 @@ fn MessageItem(m: Message, head: bool, mine: bool) -> impl IntoView {
                 })}
             <div class="bubble">
                 <span class=format!("sender {colour}")>{who}</span>
-                <p class="body">{body(&m.body)}</p>
+                {quote}
+                {move || {
+                    if deleted {
+                        view! { <p class="body tombstone">"message deleted"</p> }.into_any()
+                    } else if editing() {
+                        view! { <EditBox conv seq body=body_text.clone()/> }.into_any()
+                    } else {
+                        view! { <p class="body">{body(&body_text)}</p> }.into_any()
+                    }
+                }}
+                <span class="reactions">{reactions}</span>
                 <span class="meta">
+                    {m.edited_at.filter(|_| !deleted).map(|t| {
+                        let at = format::local(&t);
+                        view! { <span class="edited" title=format::full_time(at)>"edited "</span> }
+                    })}
                     <time datetime=m.at.to_rfc3339() title=format::full_time(at)>
                         {format::clock(at)}
                     </time>
                 </span>
+                {actions}
             </div>
         </li>
+    }
+}
+
+/// My message's body being edited in place: Enter saves, Shift+Enter is a new line, Escape
+/// cancels.
+#[component]
+fn EditBox(conv: ConvId, seq: Seq, body: String) -> impl IntoView {
+    let chat = use_chat();
+    let text = RwSignal::new(body.clone());
+    let input = NodeRef::<html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(el) = input.get() {
+            let _ = el.focus();
+        }
+    });
+    let save = move || {
+        let new = text.get_untracked();
+        if new == body {
+            chat.editing.set(None);
+            return;
+        }
+        match chat.change(
+            conv,
+            Change::Edit {
+                target: seq,
+                body: new,
+            },
+        ) {
+            Ok(()) => chat.editing.set(None),
+            Err(e) => chat.notice.set(Some(e)),
+        }
+    };
+    view! {
+        <textarea
+            class="edit-box"
+            aria-label="Edit message"
+            node_ref=input
+            prop:value=move || text.get()
+            on:input=move |ev| text.set(event_target_value(&ev))
+            on:keydown=move |ev: KeyboardEvent| {
+                if ev.key() == "Escape" {
+                    ev.prevent_default();
+                    chat.editing.set(None);
+                } else if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                    ev.prevent_default();
+                    save();
+                }
+            }
+        ></textarea>
+        <span class="edit-hint">"Enter to save, Escape to cancel"</span>
+    }
+}
+
+/// Puts the cursor in the composer.
+fn focus_composer() {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = leptos::prelude::document().get_element_by_id("composer") {
+        let _ = el.unchecked_into::<HtmlElement>().focus();
     }
 }
 
@@ -469,12 +737,33 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
     };
     let on_keydown = move |ev: KeyboardEvent| {
         // Enter sends; Shift+Enter makes a new line; Enter that finishes an IME composition does not.
-        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+        if ev.key() == "Escape" && chat.replying.get_untracked().is_some() {
+            chat.replying.set(None);
+        } else if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
         }
     };
+    let replying = move || {
+        chat.replying.get().map(|q| {
+            view! {
+                <div class="replying">
+                    <span class="quote-sender">"Replying to " {q.sender.username.clone()}</span>
+                    <span class="quote-text">{q.excerpt.clone()}</span>
+                    <button
+                        type="button"
+                        class="small ghost"
+                        aria-label="Cancel the reply"
+                        on:click=move |_| chat.replying.set(None)
+                    >
+                        "✕"
+                    </button>
+                </div>
+            }
+        })
+    };
     view! {
+        {replying}
         <form
             class="composer"
             on:submit=move |ev| {

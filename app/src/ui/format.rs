@@ -12,7 +12,7 @@
 //! Times are shown in the reader's time zone: [`local`] asks the browser for its offset (UTC while
 //! rendering on the server, where no message is rendered anyway).
 
-use crate::model::{Message, Seq, UserId};
+use crate::model::{Change, Event, Message, Seq, UserId};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 
 /// Messages of one sender closer together than this form one run.
@@ -22,6 +22,9 @@ pub const COLOURS: u64 = 8;
 
 /// One row of the message log.
 #[derive(Clone, Debug, PartialEq)]
+// A row is built once per render of the shown window and moved into the view; boxing the
+// message would only add an allocation per row.
+#[allow(clippy::large_enum_variant)]
 pub enum Row {
     /// The first message of a new day follows.
     Day { date: NaiveDate, label: String },
@@ -29,6 +32,8 @@ pub enum Row {
     NewMessages,
     /// A message; `head` when it starts a run (shows the sender's name, avatar and time).
     Message { m: Message, head: bool },
+    /// A group event: a line of its own ("alice added carol").
+    System { e: Event },
 }
 
 impl Row {
@@ -37,15 +42,57 @@ impl Row {
         match self {
             Row::Day { date, label } => format!("d{date}{label}"),
             Row::NewMessages => "new".into(),
-            Row::Message { m, head } => format!("m{}{}", m.seq, if *head { "h" } else { "" }),
+            // The current state is part of the key: an edit, a deletion or a reaction renders
+            // the row again.
+            Row::Message { m, head } => format!(
+                "m{}{}e{}d{}r{}q{}",
+                m.seq,
+                if *head { "h" } else { "" },
+                m.edited_at.map_or(0, |t| t.timestamp_millis()),
+                m.deleted,
+                m.reactions
+                    .iter()
+                    .map(|r| format!("{}{}{}", r.emoji, r.count, r.mine))
+                    .collect::<String>(),
+                m.reply_to
+                    .as_ref()
+                    .map_or(String::new(), |q| format!("{}{}", q.excerpt, q.deleted)),
+            ),
+            Row::System { e } => format!("s{}", e.seq),
         }
     }
 }
 
-/// Lays out messages (oldest first) with day separators, the "New messages" line before the
-/// first message at or after `divider`, and runs.
+/// The line a group event shows in the timeline, e.g. "alice added carol". `me` reads as "You".
+pub fn system_line(e: &Event, me: UserId) -> String {
+    let name = |u: &crate::model::UserRef| {
+        if u.id == me {
+            "you".to_owned()
+        } else {
+            u.username.clone()
+        }
+    };
+    let who = if e.sender.id == me {
+        "You".to_owned()
+    } else {
+        e.sender.username.clone()
+    };
+    match &e.change {
+        Change::Created { title } => format!("{who} created the group “{title}”"),
+        Change::Added { user } => format!("{who} added {}", name(user)),
+        Change::Removed { user } => format!("{who} removed {}", name(user)),
+        Change::Left => format!("{who} left the group"),
+        Change::Renamed { title } => format!("{who} renamed the group to “{title}”"),
+        other => format!("{who}: {}", other.kind()),
+    }
+}
+
+/// Lays out messages and group events (each oldest first) in seq order, with day separators, the
+/// "New messages" line before the first message at or after `divider`, and runs (a group event
+/// ends a run).
 pub fn rows<'a>(
     messages: impl IntoIterator<Item = &'a Message>,
+    events: impl IntoIterator<Item = &'a Event>,
     divider: Option<Seq>,
     today: NaiveDate,
     local: impl Fn(&DateTime<Utc>) -> DateTime<FixedOffset>,
@@ -53,15 +100,38 @@ pub fn rows<'a>(
     let mut out = Vec::new();
     let mut divider = divider;
     let mut prev: Option<(&Message, NaiveDate)> = None;
-    for m in messages {
-        let date = local(&m.at).date_naive();
-        let new_day = prev.is_none_or(|(_, d)| d != date);
+    let mut last_day: Option<NaiveDate> = None;
+    let mut events = events.into_iter().peekable();
+    let mut messages = messages.into_iter().peekable();
+    loop {
+        let next_is_event = match (messages.peek(), events.peek()) {
+            (Some(m), Some(e)) => e.seq < m.seq,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => break,
+        };
+        let at = if next_is_event {
+            events.peek().map(|e| e.at)
+        } else {
+            messages.peek().map(|m| m.at)
+        }
+        .expect("peeked");
+        let date = local(&at).date_naive();
+        let new_day = last_day != Some(date);
         if new_day {
             out.push(Row::Day {
                 date,
                 label: day_label(date, today),
             });
+            last_day = Some(date);
         }
+        if next_is_event {
+            let e = events.next().expect("peeked");
+            out.push(Row::System { e: e.clone() });
+            prev = None;
+            continue;
+        }
+        let m = messages.next().expect("peeked");
         let line_here = divider.is_some_and(|d| m.seq >= d);
         if line_here {
             out.push(Row::NewMessages);
@@ -258,6 +328,8 @@ mod tests {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
     }
 
+    const NONE: &[Event] = &[];
+
     fn msg(seq: Seq, from: i64, at: DateTime<Utc>) -> Message {
         Message {
             conv: ConvId(1),
@@ -270,6 +342,10 @@ mod tests {
             },
             body: "hi".into(),
             at,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 
@@ -279,8 +355,52 @@ mod tests {
                 Row::Day { label, .. } => format!("[{label}]"),
                 Row::NewMessages => "--new--".into(),
                 Row::Message { m, head } => format!("{}{}", m.seq, if *head { "*" } else { "" }),
+                Row::System { e } => format!("s{}", e.seq),
             })
             .collect()
+    }
+
+    #[test]
+    fn group_events_interleave_by_seq_and_end_a_run() {
+        let today = date(2026, 11, 26);
+        let messages = [
+            msg(1, 1, at(2026, 11, 26, 9, 0)),
+            msg(3, 1, at(2026, 11, 26, 9, 1)),
+        ];
+        let alice = UserRef {
+            id: UserId(1),
+            username: "alice".into(),
+        };
+        let added = Event {
+            conv: ConvId(1),
+            seq: 2,
+            id: MessageId(2),
+            client_id: "sys-1-2".into(),
+            sender: alice.clone(),
+            at: at(2026, 11, 26, 9, 0),
+            change: Change::Added {
+                user: UserRef {
+                    id: UserId(3),
+                    username: "carol".into(),
+                },
+            },
+        };
+        let rows = rows(&messages, [&added], None, today, |t| {
+            t.with_timezone(&utc())
+        });
+        assert_eq!(shape(&rows), ["[Today]", "1*", "s2", "3*"]);
+        assert_eq!(system_line(&added, UserId(2)), "alice added carol");
+        assert_eq!(system_line(&added, UserId(3)), "alice added you");
+        let renamed = Event {
+            change: Change::Renamed {
+                title: "Trip".into(),
+            },
+            ..added
+        };
+        assert_eq!(
+            system_line(&renamed, UserId(1)),
+            "You renamed the group to “Trip”"
+        );
     }
 
     #[test]
@@ -296,7 +416,7 @@ mod tests {
             msg(6, 2, at(2026, 11, 26, 0, 0)),
             msg(7, 2, at(2026, 11, 26, 0, 1)),
         ];
-        let rows = rows(&messages, None, today, |t| t.with_timezone(&utc()));
+        let rows = rows(&messages, NONE, None, today, |t| t.with_timezone(&utc()));
         assert_eq!(
             shape(&rows),
             [
@@ -320,10 +440,12 @@ mod tests {
         let messages: Vec<_> = (1..=4)
             .map(|s| msg(s, 2, at(2026, 11, 26, 10, s as u32)))
             .collect();
-        let rows = rows(&messages, Some(3), today, |t| t.with_timezone(&utc()));
+        let rows = rows(&messages, NONE, Some(3), today, |t| t.with_timezone(&utc()));
         assert_eq!(shape(&rows), ["[Today]", "1*", "2", "--new--", "3*", "4"]);
         // A line before the window's first message goes before it.
-        let rows = super::rows(&messages[2..], Some(1), today, |t| t.with_timezone(&utc()));
+        let rows = super::rows(&messages[2..], NONE, Some(1), today, |t| {
+            t.with_timezone(&utc())
+        });
         assert_eq!(shape(&rows), ["[Today]", "--new--", "3*", "4"]);
     }
 
@@ -332,7 +454,7 @@ mod tests {
         // 23:30 UTC is already tomorrow in Tokyo.
         let tokyo = FixedOffset::east_opt(9 * 3600).unwrap();
         let messages = [msg(1, 1, at(2026, 11, 25, 23, 30))];
-        let rows = rows(&messages, None, date(2026, 11, 26), |t| {
+        let rows = rows(&messages, NONE, None, date(2026, 11, 26), |t| {
             t.with_timezone(&tokyo)
         });
         assert_eq!(shape(&rows), ["[Today]", "1*"]);

@@ -16,8 +16,10 @@
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
 
 use crate::api;
-use crate::delivery::{Ack, Delivery, Inbox, Outbox, Step};
-use crate::model::{ConvId, ConvKind, Conversation, Message, Seq, UserId, UserRef};
+use crate::delivery::{apply, Ack, Delivery, Inbox, Outbox, Step};
+use crate::model::{
+    Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId, UserRef,
+};
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -61,6 +63,12 @@ pub struct Chat {
     pub open: RwSignal<Option<ConvId>>,
     /// The open conversation's messages by seq (a window of at most [`MAX_OPEN_MESSAGES`]).
     pub messages: RwSignal<BTreeMap<Seq, Message>>,
+    /// The open conversation's group events (system lines: "alice added carol"), by seq.
+    pub events: RwSignal<BTreeMap<Seq, Event>>,
+    /// The message the composer's next message answers.
+    pub replying: RwSignal<Option<Quote>>,
+    /// My message being edited in place, if any.
+    pub editing: RwSignal<Option<Seq>>,
     /// Older messages exist before the first one in `messages`.
     pub has_more: RwSignal<bool>,
     pub loading_history: RwSignal<bool>,
@@ -112,6 +120,9 @@ impl Chat {
             conversations: RwSignal::new(Inbox::default()),
             open: RwSignal::new(None),
             messages: RwSignal::new(BTreeMap::new()),
+            events: RwSignal::new(BTreeMap::new()),
+            replying: RwSignal::new(None),
+            editing: RwSignal::new(None),
             has_more: RwSignal::new(false),
             loading_history: RwSignal::new(false),
             history_error: RwSignal::new(None),
@@ -216,6 +227,9 @@ impl Chat {
             .set(self.conversations.with_untracked(|i| i.first_unread(id)));
         self.open.set(Some(id));
         self.messages.set(BTreeMap::new());
+        self.events.set(BTreeMap::new());
+        self.replying.set(None);
+        self.editing.set(None);
         self.has_more.set(false);
         self.history_error.set(None);
         self.load_history(id, None);
@@ -225,6 +239,9 @@ impl Chat {
         self.open.set(None);
         self.divider.set(None);
         self.messages.set(BTreeMap::new());
+        self.events.set(BTreeMap::new());
+        self.replying.set(None);
+        self.editing.set(None);
         self.has_more.set(false);
     }
 
@@ -243,7 +260,13 @@ impl Chat {
         if self.loading_history.get_untracked() || !self.has_more.get_untracked() {
             return;
         }
+        // The next page ends before the oldest entry shown, message or system line.
         let first = self.messages.with_untracked(|m| m.keys().next().copied());
+        let first_event = self.events.with_untracked(|e| e.keys().next().copied());
+        let first = match (first, first_event) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(first) = first {
             self.load_history(id, Some(first));
         }
@@ -263,9 +286,18 @@ impl Chat {
                 Ok(page) => {
                     chat.messages.update(|msgs| {
                         for m in page.messages {
-                            msgs.insert(m.seq, m);
+                            // A live copy may be newer than the page (an edit or reaction
+                            // applied since): keep it.
+                            msgs.entry(m.seq).or_insert(m);
                         }
                     });
+                    if !page.events.is_empty() {
+                        chat.events.update(|events| {
+                            for e in page.events {
+                                events.insert(e.seq, e);
+                            }
+                        });
+                    }
                     chat.has_more.set(page.has_more);
                 }
                 Err(e) => chat.history_error.set(Some(e.message)),
@@ -292,8 +324,24 @@ impl Chat {
     /// for the person when the message cannot even be queued.
     pub fn send(&self, conv: ConvId, body: String) -> Result<(), String> {
         let client_id = platform::new_client_id();
+        let reply_to = self
+            .replying
+            .get_untracked()
+            .filter(|_| self.open.get_untracked() == Some(conv));
         let frame = self
-            .change_outbox(|o| o.queue(conv, client_id, body))
+            .change_outbox(|o| o.queue(conv, client_id, body, reply_to))
+            .unwrap_or_else(|| Err("The chat is closed.".into()))?;
+        self.replying.set(None);
+        platform::transmit(&frame);
+        Ok(())
+    }
+
+    /// Queues a change to a message of `conv` (edit, deletion, reaction) and sends it. It shows
+    /// once the server acknowledges it, like everyone else sees it.
+    pub fn change(&self, conv: ConvId, change: Change) -> Result<(), String> {
+        let client_id = platform::new_client_id();
+        let frame = self
+            .change_outbox(|o| o.queue_change(conv, client_id, change))
             .unwrap_or_else(|| Err("The chat is closed.".into()))?;
         platform::transmit(&frame);
         Ok(())
@@ -392,6 +440,7 @@ impl Chat {
         match frame {
             ServerFrame::Hello { .. } | ServerFrame::Pong => {}
             ServerFrame::Message(m) => self.deliver(|d, o| d.on_message(m, o)),
+            ServerFrame::Event(e) => self.deliver(|d, o| d.on_event(e, o)),
             ServerFrame::Ack {
                 client_id,
                 conv,
@@ -422,6 +471,16 @@ impl Chat {
             ServerFrame::Error {
                 message, client_id, ..
             } => match client_id {
+                // A refused change (edit, deletion, reaction) is dropped with a notice: there is
+                // nothing to retry that could succeed. A refused message stays, with Retry.
+                Some(id)
+                    if self
+                        .outbox
+                        .with_untracked(|o| o.get(&id).is_some_and(|e| !e.is_message())) =>
+                {
+                    self.change_outbox(|o| o.take(&id));
+                    self.notice.set(Some(message));
+                }
                 Some(id) => {
                     self.change_outbox(|o| o.refused(&id, message));
                 }
@@ -478,8 +537,11 @@ impl Chat {
         if let Some(frame) = step.sync_frame() {
             platform::transmit(&frame);
         }
-        for m in step.show {
-            self.show(m);
+        for entry in step.show {
+            match entry {
+                Entry::Message(m) => self.show(m),
+                Entry::Event(e) => self.show_event(e),
+            }
         }
         if step.refresh_list {
             spawn_local(self.refresh_conversations());
@@ -501,7 +563,8 @@ impl Chat {
             .try_update(|inbox| inbox.record(&m, me))
             .unwrap_or(false);
         let seen_now = is_open && self.attentive.get_untracked();
-        if news && m.sender.id != me && !seen_now {
+        // A message deleted since (it comes as a tombstone in a replay) is no news to tell.
+        if news && m.sender.id != me && !seen_now && !m.deleted {
             self.notify(&m);
         }
         if is_open {
@@ -513,9 +576,11 @@ impl Chat {
                     // The first news while the person is away: back, they see where it starts.
                     self.divider.set(Some(m.seq));
                 }
-                let body: String = m.body.chars().take(300).collect();
-                self.announcement
-                    .set(format!("{}: {body}", m.sender.username));
+                if !m.deleted {
+                    let body: String = m.body.chars().take(300).collect();
+                    self.announcement
+                        .set(format!("{}: {body}", m.sender.username));
+                }
             }
             let mut trimmed = false;
             self.messages.update(|msgs| {
@@ -528,6 +593,28 @@ impl Chat {
             if trimmed {
                 self.has_more.set(true);
             }
+        }
+    }
+
+    /// Applies an event that is next in order: to the list's preview and cursor, and to the open
+    /// pane (the changed message, or a new system line). Never a notification or unread.
+    fn show_event(&self, e: Event) {
+        let me = self.me_id();
+        self.conversations
+            .update(|inbox| inbox.record_event(&e, me));
+        if self.open.get_untracked() != Some(e.conv) {
+            return;
+        }
+        if e.change.is_system() {
+            self.events.update(|events| {
+                events.insert(e.seq, e);
+            });
+        } else {
+            if matches!(e.change, Change::Delete { target } if self.editing.get_untracked() == Some(target))
+            {
+                self.editing.set(None);
+            }
+            self.messages.update(|msgs| apply(msgs, &e, me));
         }
     }
 
@@ -690,6 +777,10 @@ mod tests {
             },
             body: format!("m{seq}"),
             at: Utc.timestamp_opt(1_700_000_000 + seq, 0).unwrap(),
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         })
     }
 
@@ -831,6 +922,69 @@ mod tests {
             });
         }
         assert_eq!(chat.seen.get_untracked()[&CONV][&UserId(2)], 2);
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_outbox_with_a_notice() {
+        let chat = chat_at(1);
+        chat.change(
+            CONV,
+            Change::Edit {
+                target: 1,
+                body: "fixed".into(),
+            },
+        )
+        .unwrap();
+        let id = chat
+            .outbox
+            .with_untracked(|o| o.entries()[0].client_id.clone());
+        chat.on_frame(ServerFrame::error(
+            crate::protocol::ErrorCode::NotAllowed,
+            "not yours",
+            Some(id),
+        ));
+        assert!(chat.outbox.with_untracked(Outbox::is_empty));
+        assert_eq!(chat.notice.get_untracked().as_deref(), Some("not yours"));
+    }
+
+    #[test]
+    fn events_change_the_open_pane_and_group_events_become_lines() {
+        let chat = chat_at(0);
+        chat.on_frame(message(1, 2));
+        chat.on_frame(ServerFrame::Event(Event {
+            conv: CONV,
+            seq: 2,
+            id: MessageId(102),
+            client_id: "x-2".into(),
+            sender: user(2, "bob"),
+            at: Utc.timestamp_opt(1_700_000_002, 0).unwrap(),
+            change: Change::React {
+                target: 1,
+                emoji: "👍".into(),
+                on: true,
+            },
+        }));
+        chat.on_frame(ServerFrame::Event(Event {
+            conv: CONV,
+            seq: 3,
+            id: MessageId(103),
+            client_id: "sys-7-3".into(),
+            sender: user(2, "bob"),
+            at: Utc.timestamp_opt(1_700_000_003, 0).unwrap(),
+            change: Change::Renamed {
+                title: "Trip".into(),
+            },
+        }));
+        assert_eq!(chat.messages.get_untracked()[&1].reactions[0].count, 1);
+        assert_eq!(
+            chat.events
+                .get_untracked()
+                .keys()
+                .copied()
+                .collect::<Vec<_>>(),
+            [3]
+        );
+        assert_eq!(unread(&chat), 1, "the message, not the events");
     }
 
     #[test]

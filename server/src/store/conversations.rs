@@ -2,11 +2,28 @@
 //! membership changes, and read marks. The conversation list a client shows is built here in
 //! three queries however many conversations there are.
 
-use super::messages::{MessageRow, MESSAGE_COLUMNS};
+use super::messages::{message_of, LogRow, LOG_COLUMNS, LOG_JOINS};
 use super::{inserted_id, now_ms, time, Dialect, Result, Role, Store, Tx};
-use app::model::{ConvId, ConvKind, Conversation, GroupTitle, Message, Seq, UserId, UserRef};
+use app::model::{
+    ConvId, ConvKind, Conversation, Entry, Event, GroupTitle, Message, Seq, UserId, UserRef,
+};
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
+
+/// How far back (in log entries) an unread count looks: the count is exact up to this many
+/// entries after the read mark, so a long-unread conversation costs a bounded scan.
+pub const UNREAD_WINDOW: i64 = 1000;
+/// Conversations counted per statement (each takes three placeholders).
+const UNREAD_CHUNK: usize = 200;
+
+/// A group event to append to a conversation's log (see [`Store::log_event`]).
+enum GroupEvent<'a> {
+    Created(&'a GroupTitle),
+    Added(UserId),
+    Removed(UserId),
+    Left,
+    Renamed(&'a GroupTitle),
+}
 
 impl Store {
     /// Ids of every conversation `user` belongs to.
@@ -38,13 +55,7 @@ impl Store {
             .bind(user.0)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| {
-            if r.get::<String, _>("role") == "owner" {
-                Role::Owner
-            } else {
-                Role::Member
-            }
-        }))
+        Ok(row.map(|r| Role::parse(r.get("role"))))
     }
 
     pub async fn kind(&self, conv: ConvId) -> Result<Option<ConvKind>> {
@@ -126,12 +137,15 @@ impl Store {
             });
         }
 
+        // The preview is the newest MESSAGE (events do not count), found by walking the primary
+        // key back from the end.
         let mut last: HashMap<i64, Message> = HashMap::new();
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM members me \
-             JOIN conversations c ON c.id = me.conv_id \
-             JOIN messages m ON m.conv_id = c.id AND m.seq = c.last_seq \
-             JOIN users u ON u.id = m.sender_id \
+            "SELECT {LOG_COLUMNS} FROM members me \
+             JOIN messages m ON m.conv_id = me.conv_id AND m.seq = \
+              (SELECT x.seq FROM messages x WHERE x.conv_id = me.conv_id AND x.kind = 'message' \
+               ORDER BY x.seq DESC LIMIT 1) \
+             {LOG_JOINS} \
              WHERE me.user_id = ? AND (? = 0 OR me.conv_id = ?)"
         ))
         .bind(viewer.0)
@@ -140,8 +154,38 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for r in &rows {
-            let m = Message::from(MessageRow::from_row(r)?);
-            last.insert(m.conv.0, m);
+            if let Some(m) = message_of(LogRow::from_row(r)?) {
+                last.insert(m.conv.0, m);
+            }
+        }
+
+        // Unread: others' messages after my read mark (not my own, not edits, reactions or group
+        // events, not deleted ones), within the newest UNREAD_WINDOW entries. Only conversations
+        // with anything after the mark are counted, each over its own key range: written as one
+        // join, MariaDB read every message of the conversation (a `ref` on conv_id) instead of
+        // the range after the mark.
+        let mut unread: HashMap<i64, i64> = HashMap::new();
+        let ranges: Vec<(i64, i64)> = list
+            .iter()
+            .filter_map(|r| {
+                let (last_seq, read): (i64, i64) = (r.get("last_seq"), r.get("last_read_seq"));
+                (last_seq > read).then(|| (r.get("id"), read.max(last_seq - UNREAD_WINDOW)))
+            })
+            .collect();
+        for chunk in ranges.chunks(UNREAD_CHUNK) {
+            let sql = vec![
+                "SELECT conv_id, COUNT(*) AS n FROM messages WHERE conv_id = ? AND seq > ? \
+                 AND kind = 'message' AND sender_id <> ? AND deleted = 0 GROUP BY conv_id";
+                chunk.len()
+            ]
+            .join(" UNION ALL ");
+            let mut query = sqlx::query(&sql);
+            for (conv, after) in chunk {
+                query = query.bind(*conv).bind(*after).bind(viewer.0);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                unread.insert(r.try_get("conv_id")?, r.try_get("n")?);
+            }
         }
 
         Ok(list
@@ -169,7 +213,7 @@ impl Store {
                     members,
                     last_seq,
                     last_read_seq,
-                    unread: (last_seq - last_read_seq).max(0),
+                    unread: unread.get(&id).copied().unwrap_or(0),
                     last_message: last.remove(&id),
                     updated_at: time(r.get("updated_at")),
                 }
@@ -223,13 +267,14 @@ impl Store {
         Ok((conv, true))
     }
 
-    /// A new group owned by `owner`, with `others` as members.
+    /// A new group owned by `owner`, with `others` as members; its log starts with the
+    /// `created` event (seq 1).
     pub async fn create_group(
         &self,
         owner: UserId,
         title: &GroupTitle,
         others: &[UserId],
-    ) -> Result<ConvId> {
+    ) -> Result<(ConvId, Event)> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let conv = sqlx::query(
@@ -243,27 +288,56 @@ impl Store {
         .await?;
         let conv = inserted_id(self.dialect, &mut tx, &conv).await?;
         let conv = ConvId(conv);
+        let event = self
+            .log_event(&mut tx, conv, owner, GroupEvent::Created(title), now)
+            .await?;
         insert_member(self.dialect, &mut tx, conv, owner, Role::Owner, now).await?;
         for user in others.iter().filter(|u| **u != owner) {
             insert_member(self.dialect, &mut tx, conv, *user, Role::Member, now).await?;
         }
         tx.commit().await?;
-        Ok(conv)
+        Ok((conv, event))
     }
 
-    /// Adds `user`; returns false if they were already a member.
-    pub async fn add_member(&self, conv: ConvId, user: UserId) -> Result<bool> {
+    /// `by` adds `user`; the `added` event, or None if they were already a member.
+    pub async fn add_member(
+        &self,
+        conv: ConvId,
+        by: UserId,
+        user: UserId,
+    ) -> Result<Option<Event>> {
+        let now = now_ms();
         let mut tx = self.write().await?;
-        let added =
-            insert_member(self.dialect, &mut tx, conv, user, Role::Member, now_ms()).await?;
+        // The event first: it takes the conversation's row lock before anything else, the lock
+        // every writer of this conversation's log takes first.
+        let event = self
+            .log_event(&mut tx, conv, by, GroupEvent::Added(user), now)
+            .await?;
+        if !insert_member(self.dialect, &mut tx, conv, user, Role::Member, now).await? {
+            // Rolled back: no seq is used.
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok(added)
+        Ok(Some(event))
     }
 
-    /// Removes `user`; returns false if they were not a member. A group left without an owner
-    /// hands ownership to its longest-standing member.
-    pub async fn remove_member(&self, conv: ConvId, user: UserId) -> Result<bool> {
+    /// `by` removes `user` (`by == user`: they leave); the `removed` or `left` event, or None if
+    /// they were not a member. A group left without an owner hands ownership to its
+    /// longest-standing member.
+    pub async fn remove_member(
+        &self,
+        conv: ConvId,
+        by: UserId,
+        user: UserId,
+    ) -> Result<Option<Event>> {
+        let now = now_ms();
         let mut tx = self.write().await?;
+        let what = if by == user {
+            GroupEvent::Left
+        } else {
+            GroupEvent::Removed(user)
+        };
+        let event = self.log_event(&mut tx, conv, by, what, now).await?;
         let removed = sqlx::query("DELETE FROM members WHERE conv_id = ? AND user_id = ?")
             .bind(conv.0)
             .bind(user.0)
@@ -271,6 +345,9 @@ impl Store {
             .await?
             .rows_affected()
             > 0;
+        if !removed {
+            return Ok(None);
+        }
         let owners: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM members WHERE conv_id = ? AND role = 'owner'")
                 .bind(conv.0)
@@ -289,19 +366,92 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(removed)
+        Ok(Some(event))
     }
 
-    pub async fn rename(&self, conv: ConvId, title: &GroupTitle) -> Result<()> {
+    /// `by` renames the group; the `renamed` event.
+    pub async fn rename(&self, conv: ConvId, by: UserId, title: &GroupTitle) -> Result<Event> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let event = self
+            .log_event(&mut tx, conv, by, GroupEvent::Renamed(title), now)
+            .await?;
+        sqlx::query("UPDATE conversations SET title = ? WHERE id = ? AND kind = 'group'")
+            .bind(title.as_str())
+            .bind(conv.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Appends a group event to `conv`'s log inside `tx`: the conversation's next seq, taken
+    /// under its row lock like any entry's (the committer's batches queue behind it), and a row
+    /// with a server-made `client_id` (`sys-<conv>-<seq>`, unique as the seq is).
+    async fn log_event(
+        &self,
+        tx: &mut Tx,
+        conv: ConvId,
+        by: UserId,
+        what: GroupEvent<'_>,
+        now: i64,
+    ) -> Result<Event> {
         sqlx::query(
-            "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND kind = 'group'",
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ?",
         )
-        .bind(title.as_str())
-        .bind(now_ms())
+        .bind(now)
         .bind(conv.0)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
-        Ok(())
+        let seq: i64 = sqlx::query("SELECT last_seq FROM conversations WHERE id = ?")
+            .bind(conv.0)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("last_seq")?;
+        let (kind, body, subject) = match what {
+            GroupEvent::Created(title) => ("created", title.as_str(), None),
+            GroupEvent::Added(user) => ("added", "", Some(user.0)),
+            GroupEvent::Removed(user) => ("removed", "", Some(user.0)),
+            GroupEvent::Left => ("left", "", None),
+            GroupEvent::Renamed(title) => ("renamed", title.as_str(), None),
+        };
+        // SQLite: under the write lock (BEGIN IMMEDIATE), the next id is the largest plus one,
+        // as in the writer thread; MySQL: AUTO_INCREMENT.
+        let id = match self.dialect {
+            Dialect::Sqlite => Some(
+                sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM messages")
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get::<i64, _>("id")?,
+            ),
+            Dialect::MySql => None,
+        };
+        sqlx::query(
+            "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at, \
+             kind, subject_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(conv.0)
+        .bind(seq)
+        .bind(id)
+        .bind(by.0)
+        .bind(format!("sys-{}-{seq}", conv.0))
+        .bind(body)
+        .bind(now)
+        .bind(kind)
+        .bind(subject)
+        .execute(&mut **tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {LOG_COLUMNS} FROM messages m {LOG_JOINS} WHERE m.conv_id = ? AND m.seq = ?"
+        ))
+        .bind(conv.0)
+        .bind(seq)
+        .fetch_one(&mut **tx)
+        .await?;
+        match Entry::from(LogRow::from_row(&row)?) {
+            Entry::Event(event) => Ok(event),
+            Entry::Message(_) => unreachable!("a group event row reads back as an event"),
+        }
     }
 
     /// Records that `user` has read `conv` up to `seq` (never moves backwards, never past the end).

@@ -19,8 +19,8 @@ mod conversations;
 mod messages;
 mod sqlite_writer;
 
-pub use append::{Appended, NewMessage};
-pub use messages::MessageRow;
+pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
+pub use messages::LogRow;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
@@ -55,6 +55,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The `role` column (anything but `owner` is a plain member).
+    pub(crate) fn parse(s: &str) -> Role {
+        if s == "owner" {
+            Role::Owner
+        } else {
+            Role::Member
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",

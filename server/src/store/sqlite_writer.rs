@@ -11,14 +11,14 @@
 //!
 //! Owns this connection and nothing else; the SQL is the same portable SQL as elsewhere.
 
-use super::append::{Appended, Facts, Keys, NewMessage, Plan};
-use super::{now_ms, time, Result, StoreError};
-use app::model::{ConvId, Message, MessageId, UserRef};
+use super::append::{Appended, Facts, Keys, NewEntry, Plan, Receipt, Target};
+use super::{now_ms, time, Result, Role, StoreError};
+use app::model::{ConvId, MessageId, UserRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-type Job = (Vec<NewMessage>, oneshot::Sender<Result<Vec<Appended>>>);
+type Job = (Vec<NewEntry>, oneshot::Sender<Result<Vec<Appended>>>);
 
 /// Handle on the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
@@ -62,7 +62,7 @@ impl SqliteWriter {
         Ok(SqliteWriter { jobs })
     }
 
-    pub async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>> {
+    pub async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Appended>> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((batch, reply))
@@ -74,7 +74,7 @@ impl SqliteWriter {
 
 /// One batch, one transaction. `BEGIN IMMEDIATE` takes the write lock first, so the facts read
 /// below cannot change before the commit.
-fn append(conn: &mut Connection, batch: &[NewMessage]) -> Result<Vec<Appended>> {
+fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let keys = Keys::of(batch);
@@ -87,38 +87,71 @@ fn append(conn: &mut Connection, batch: &[NewMessage]) -> Result<Vec<Appended>> 
             }
         }
         let mut member =
-            tx.prepare_cached("SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?")?;
+            tx.prepare_cached("SELECT role FROM members WHERE conv_id = ? AND user_id = ?")?;
         for (conv, user) in &keys.memberships {
-            if member.exists([conv.0, user.0])? {
-                facts.members.insert((*conv, *user));
+            let role: Option<String> = member
+                .query_row([conv.0, user.0], |r| r.get(0))
+                .optional()?;
+            if let Some(role) = role {
+                facts.members.insert((*conv, *user), Role::parse(&role));
             }
         }
         let mut stored = tx.prepare_cached(
-            "SELECT m.conv_id, m.seq, m.id, m.body, m.created_at, u.username \
-             FROM messages m JOIN users u ON u.id = m.sender_id \
-             WHERE m.sender_id = ? AND m.client_id = ?",
+            "SELECT conv_id, seq, id, created_at FROM messages \
+             WHERE sender_id = ? AND client_id = ?",
         )?;
         for (sender, client_id) in &keys.client_ids {
             let found = stored
                 .query_row(params![sender.0, client_id], |r| {
-                    Ok(Message {
+                    Ok(Receipt {
                         conv: ConvId(r.get(0)?),
                         seq: r.get(1)?,
                         id: MessageId(r.get(2)?),
                         client_id: (*client_id).to_owned(),
-                        body: r.get(3)?,
-                        at: time(r.get(4)?),
-                        sender: UserRef {
-                            id: *sender,
-                            username: r.get(5)?,
-                        },
+                        at: time(r.get(3)?),
                     })
                 })
                 .optional()?;
-            if let Some(message) = found {
+            if let Some(receipt) = found {
                 facts
                     .stored
-                    .insert((*sender, (*client_id).to_owned()), message);
+                    .insert((*sender, (*client_id).to_owned()), receipt);
+            }
+        }
+        // Only for edits, deletions, reactions and replies.
+        if !keys.targets.is_empty() {
+            let mut target = tx.prepare_cached(
+                "SELECT m.sender_id, u.username, m.body, m.deleted \
+                 FROM messages m JOIN users u ON u.id = m.sender_id \
+                 WHERE m.conv_id = ? AND m.seq = ? AND m.kind = 'message'",
+            )?;
+            for (conv, seq) in &keys.targets {
+                let found = target
+                    .query_row(params![conv.0, seq], |r| {
+                        Ok(Target {
+                            sender: UserRef {
+                                id: app::model::UserId(r.get(0)?),
+                                username: r.get(1)?,
+                            },
+                            body: r.get(2)?,
+                            deleted: r.get::<_, i64>(3)? != 0,
+                        })
+                    })
+                    .optional()?;
+                if let Some(found) = found {
+                    facts.targets.insert((*conv, *seq), found);
+                }
+            }
+        }
+        if !keys.reactors.is_empty() {
+            let mut mine = tx.prepare_cached(
+                "SELECT emoji FROM reactions WHERE conv_id = ? AND seq = ? AND user_id = ?",
+            )?;
+            for (conv, seq, user) in &keys.reactors {
+                let emoji = mine
+                    .query_map(params![conv.0, seq, user.0], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                facts.reactions.insert((*conv, *seq, *user), emoji);
             }
         }
     }
@@ -130,28 +163,56 @@ fn append(conn: &mut Connection, batch: &[NewMessage]) -> Result<Vec<Appended>> 
         let mut next: i64 = tx
             .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
             .query_row([], |r| r.get(0))?;
+        // Plain messages leave the log's columns to their defaults: the hot path's statement.
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )?;
         for row in &plan.rows {
             next += 1;
-            let m = row.message;
-            insert.execute(params![
-                m.conv.0,
-                row.seq,
-                next,
-                m.sender.id.0,
-                m.client_id,
-                m.body,
-                now
-            ])?;
+            let m = row.entry;
+            if m.op.is_plain() {
+                insert.execute(params![
+                    m.conv.0,
+                    row.seq,
+                    next,
+                    m.sender.id.0,
+                    m.client_id,
+                    m.op.stored_body(),
+                    now
+                ])?;
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, \
+                     created_at, kind, target_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    m.conv.0,
+                    row.seq,
+                    next,
+                    m.sender.id.0,
+                    m.client_id,
+                    m.op.stored_body(),
+                    now,
+                    m.op.kind(),
+                    m.op.target(),
+                ])?;
+            }
             ids.push(MessageId(next));
+        }
+        if !plan.only_plain() {
+            apply_effects(&tx, &plan, now)?;
         }
         let mut last = tx
             .prepare_cached("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?")?;
         for (conv, seq) in &plan.last_seq {
-            last.execute(params![seq, now, conv.0])?;
+            if plan.active.binary_search(conv).is_ok() {
+                last.execute(params![seq, now, conv.0])?;
+            } else {
+                // Only events: the conversation's place in the list does not move.
+                tx.prepare_cached("UPDATE conversations SET last_seq = ? WHERE id = ?")?
+                    .execute(params![seq, conv.0])?;
+            }
         }
         let mut read = tx.prepare_cached(
             "UPDATE members SET last_read_seq = ? WHERE conv_id = ? AND user_id = ?",
@@ -162,4 +223,38 @@ fn append(conn: &mut Connection, batch: &[NewMessage]) -> Result<Vec<Appended>> 
     }
     tx.commit()?;
     Ok(plan.finish(&ids, now))
+}
+
+/// Edits, reactions and deletions, in that order (the plan refused whatever an earlier deletion
+/// in the batch made impossible, so a deletion coming last leaves the right state).
+fn apply_effects(tx: &rusqlite::Transaction<'_>, plan: &Plan<'_>, now: i64) -> Result<()> {
+    for (conv, seq, body) in &plan.edits {
+        tx.prepare_cached(
+            "UPDATE messages SET body = ?, edited_at = ? WHERE conv_id = ? AND seq = ?",
+        )?
+        .execute(params![body, now, conv.0, seq])?;
+    }
+    for r in &plan.reactions {
+        if r.on {
+            tx.prepare_cached(
+                "INSERT INTO reactions (conv_id, seq, user_id, emoji, created_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![r.conv.0, r.target, r.user.0, r.emoji, now])?;
+        } else {
+            tx.prepare_cached(
+                "DELETE FROM reactions WHERE conv_id = ? AND seq = ? AND user_id = ? AND emoji = ?",
+            )?
+            .execute(params![r.conv.0, r.target, r.user.0, r.emoji])?;
+        }
+    }
+    for (conv, seq) in &plan.deletes {
+        tx.prepare_cached("DELETE FROM reactions WHERE conv_id = ? AND seq = ?")?
+            .execute(params![conv.0, seq])?;
+        tx.prepare_cached(
+            "UPDATE messages SET body = '', deleted = 1 WHERE conv_id = ? AND seq = ?",
+        )?
+        .execute(params![conv.0, seq])?;
+    }
+    Ok(())
 }

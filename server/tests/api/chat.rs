@@ -87,12 +87,13 @@ async fn group_of_three_and_outsider_refused() {
         if i == 1 {
             assert!(matches!(
                 c.expect_ack("b-1").await,
-                ServerFrame::Ack { seq: 1, .. }
+                // Seq 1 is the group's `created` event.
+                ServerFrame::Ack { seq: 2, .. }
             ));
             continue;
         }
         let msg = c.expect_message().await;
-        assert_eq!((msg.seq, msg.body.as_str()), (1, "hello team"));
+        assert_eq!((msg.seq, msg.body.as_str()), (2, "hello team"));
     }
 
     m.send_message(group.id, "m-1", "let me in").await;
@@ -111,8 +112,8 @@ async fn group_of_three_and_outsider_refused() {
     ));
     assert_eq!(
         app.store().count_messages(group.id).await.unwrap(),
-        1,
-        "nothing stored for the outsider"
+        2,
+        "`created` and one message: nothing stored for the outsider"
     );
     for c in clients.iter_mut() {
         let extra = c.drain(Duration::from_millis(300)).await;

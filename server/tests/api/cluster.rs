@@ -5,7 +5,7 @@
 use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser};
 use crate::reliable::{receive_all, spawn_sender};
 use crate::store::TempDb;
-use app::model::{ConvId, Seq};
+use app::model::{Change, ConvId, Seq};
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +55,8 @@ async fn read_all(client: &mut Client, conv: ConvId, total: Seq) -> (Vec<Seq>, u
         let have = accepted.last().copied().unwrap_or(0);
         let seq = match client.recv().await {
             ServerFrame::Message(m) if m.conv == conv => m.seq,
+            // Events are entries of the same log (a group starts with its `created` event).
+            ServerFrame::Event(e) if e.conv == conv => e.seq,
             // The sending connection's copy of its own message is its ack.
             ServerFrame::Ack { conv: c, seq, .. } if c == conv => seq,
             _ => continue,
@@ -71,6 +73,15 @@ async fn read_all(client: &mut Client, conv: ConvId, total: Seq) -> (Vec<Seq>, u
         }
     }
     (accepted, gaps)
+}
+
+/// The next `event` frame of `conv`.
+async fn next_event(c: &mut Client, conv: ConvId) -> app::model::Event {
+    c.expect(move |f| match f {
+        ServerFrame::Event(e) if e.conv == conv => Some(e),
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test]
@@ -111,6 +122,54 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
         .await;
     assert_eq!(m.body, "hello from node 1");
 
+    // An edit on node 1 and a reaction on node 0 cross to the other node as events, in the log's
+    // order.
+    clients[1]
+        .send(&ClientFrame::Edit {
+            conv: direct.id,
+            client_id: "e-1".into(),
+            target: 2,
+            body: "hello from node 1 (edited)".into(),
+        })
+        .await;
+    clients[0]
+        .send(&ClientFrame::React {
+            conv: direct.id,
+            client_id: "r-0".into(),
+            target: 2,
+            emoji: "👍".into(),
+            on: true,
+        })
+        .await;
+    let edit = next_event(&mut clients[0], direct.id).await;
+    assert_eq!(
+        edit.change,
+        Change::Edit {
+            target: 2,
+            body: "hello from node 1 (edited)".into()
+        }
+    );
+    let reaction = next_event(&mut clients[1], direct.id).await;
+    assert_eq!(
+        (reaction.sender.id, reaction.change),
+        (
+            users[0].user.id,
+            Change::React {
+                target: 2,
+                emoji: "👍".into(),
+                on: true
+            }
+        )
+    );
+    assert_eq!(
+        [edit.seq, reaction.seq]
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [3, 4].into(),
+        "one seq each"
+    );
+
     // A group of five across the three nodes; each member sends 20 messages concurrently.
     let names: Vec<String> = (1..5).map(|i| format!("user{i}")).collect();
     let group = apps[2]
@@ -135,7 +194,7 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
                     .send_message(group.id, &format!("g-{i}-{n}"), &format!("{i}:{n}"))
                     .await;
             }
-            read_all(&mut client, group.id, total).await
+            read_all(&mut client, group.id, total + 1).await
         }));
     }
     let mut gaps = 0;
@@ -144,7 +203,11 @@ async fn users_on_three_nodes_chat_directly_and_in_a_group_of_five() {
             .await
             .expect("every member got everything")
             .unwrap();
-        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+        assert_eq!(
+            seqs,
+            (1..=total + 1).collect::<Vec<_>>(),
+            "created, then the messages"
+        );
         gaps += g;
     }
     println!("5 members on 3 nodes: {total} group messages each received once, in order ({gaps} gaps filled by sync)");
@@ -187,7 +250,7 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
 
     let total = 600;
     let receivers = [bob.cookie.clone(), carol.cookie.clone()]
-        .map(|cookie| tokio::spawn(receive_all(vec![nodes[1].addr], cookie, conv, total)));
+        .map(|cookie| tokio::spawn(receive_all(vec![nodes[1].addr], cookie, conv, total + 1)));
     let acked = Arc::new(AtomicUsize::new(0));
     let sender = spawn_sender(
         vec![nodes[0].addr],
@@ -215,7 +278,11 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             .await
             .expect("receiver done")
             .unwrap();
-        assert_eq!(seqs, (1..=total as Seq).collect::<Vec<_>>());
+        assert_eq!(
+            seqs,
+            (1..=total as Seq + 1).collect::<Vec<_>>(),
+            "created, then the messages"
+        );
     }
     println!(
         "Redis killed after {acked_while_down} acks ({} more acked while it was down), restarted: \
@@ -237,10 +304,41 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
     let conv = app.create_group(&alice, "Failover", "bob").await.id;
 
     let total = 500;
-    // Both start on node B; when it dies they move to node A.
-    let receiver = tokio::spawn(receive_all(vec![b, a], bob.cookie.clone(), conv, total));
+    // Both start on node B; when it dies they move to node A. Besides the messages, the log gets
+    // an edit and a reaction (made on node A while the sender is busy): the receiver holds every
+    // entry once and in order, events included.
+    let entries = total + 3; // `created`, the messages, an edit and a reaction
+    let receiver = tokio::spawn(receive_all(vec![b, a], bob.cookie.clone(), conv, entries));
     let acked = Arc::new(AtomicUsize::new(0));
     let sender = spawn_sender(vec![b, a], alice.cookie.clone(), conv, total, acked.clone());
+    while acked.load(Ordering::SeqCst) < total / 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut other = TestApp::attach(a).connect(&alice).await;
+    other
+        .send(&ClientFrame::Edit {
+            conv,
+            client_id: "edit-1".into(),
+            target: 2,
+            body: "message 0, edited".into(),
+        })
+        .await;
+    other
+        .send(&ClientFrame::React {
+            conv,
+            client_id: "react-2".into(),
+            target: 3,
+            emoji: "👍".into(),
+            on: true,
+        })
+        .await;
+    let mut event_seqs = Vec::new();
+    for id in ["edit-1", "react-2"] {
+        match other.expect_ack(id).await {
+            ServerFrame::Ack { seq, .. } => event_seqs.push(seq),
+            f => unreachable!("{f:?}"),
+        }
+    }
     while acked.load(Ordering::SeqCst) < total / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -255,8 +353,21 @@ async fn clients_of_a_killed_node_catch_up_on_another() {
         .await
         .expect("receiver done")
         .unwrap();
-    assert_eq!(seqs, (1..=total as Seq).collect::<Vec<_>>());
-    println!("node killed at {} acks: {total} messages delivered once, in order, via the surviving node ({resent} re-sends)", total / 2);
+    assert_eq!(seqs, (1..=entries as Seq).collect::<Vec<_>>());
+    // The events are where their acks said, and what they say holds on the surviving node.
+    let store = server::store::Store::connect(&db.url()).await.unwrap();
+    let log = store.after(conv, 0, entries as u32 + 10).await.unwrap();
+    assert_eq!(log.len(), entries, "each entry stored once");
+    for (seq, kind) in event_seqs.iter().zip(["edit", "react"]) {
+        match &log[*seq as usize - 1] {
+            app::model::Entry::Event(e) => assert_eq!(e.change.kind(), kind),
+            other => panic!("seq {seq} should be the {kind}: {other:?}"),
+        }
+    }
+    let page = store.history(bob.user.id, conv, Some(4), 3).await.unwrap();
+    assert_eq!(page.messages[0].body, "message 0, edited");
+    assert_eq!(page.messages[1].reactions[0].count, 1);
+    println!("node killed at {} acks: {total} messages, an edit and a reaction delivered once, in order, via the surviving node ({resent} re-sends)", total / 2);
     drop(nodes);
     db.drop_db().await;
 }

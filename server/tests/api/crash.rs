@@ -1,8 +1,8 @@
 //! Crash safety with the real binary: the server is killed with SIGKILL (twice) while a sender
 //! fires 1,000 messages at a group of three. Clients behave as the browser does: re-send what is
 //! unacknowledged with the same client_id, and catch up from their cursors after reconnecting.
-//! Afterwards the database holds each message exactly once with seqs 1..=1000, and every member
-//! accepted each exactly once, in order.
+//! Afterwards the database holds each message exactly once with seqs 2..=1001 (after the
+//! group's `created` event), and every member accepted each exactly once, in order.
 
 use crate::helpers::{free_addr, Node};
 use crate::reliable::{receive_all, spawn_sender};
@@ -30,8 +30,10 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
         .await
         .id;
 
+    // The log holds the group's `created` event (seq 1), then the messages.
+    let entries = TOTAL + 1;
     let receivers = [bob.cookie.clone(), carol.cookie.clone()]
-        .map(|cookie| tokio::spawn(receive_all(vec![addr], cookie, conv, TOTAL)));
+        .map(|cookie| tokio::spawn(receive_all(vec![addr], cookie, conv, entries)));
 
     // The sender: re-sends everything unacknowledged after any reconnect.
     let acked = Arc::new(AtomicUsize::new(0));
@@ -59,7 +61,7 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
             .unwrap();
         assert_eq!(
             seqs,
-            (1..=TOTAL as Seq).collect::<Vec<_>>(),
+            (1..=entries as Seq).collect::<Vec<_>>(),
             "each member accepts every seq once, in order"
         );
         dropped_total += dropped;
@@ -68,18 +70,24 @@ async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
     let store = server::store::Store::connect(&db_url).await.unwrap();
     assert_eq!(
         store.count_messages(conv).await.unwrap(),
-        TOTAL as i64,
+        entries as i64,
         "no message stored twice"
     );
-    let page = store.after(conv, 0, TOTAL as u32 + 10).await.unwrap();
+    let page = store.after(conv, 1, TOTAL as u32 + 10).await.unwrap();
     assert_eq!(
-        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (1..=TOTAL as Seq).collect::<Vec<_>>()
+        page.iter().map(app::model::Entry::seq).collect::<Vec<_>>(),
+        (2..=entries as Seq).collect::<Vec<_>>()
     );
-    let bodies: BTreeSet<_> = page.iter().map(|m| m.body.clone()).collect();
+    let bodies: BTreeSet<_> = page
+        .iter()
+        .map(|e| match e {
+            app::model::Entry::Message(m) => m.body.clone(),
+            other => panic!("only messages were sent: {other:?}"),
+        })
+        .collect();
     assert_eq!(bodies.len(), TOTAL, "every message exactly once");
     println!(
-        "{TOTAL} messages, {kills} SIGKILLs: stored {} (seqs 1..={TOTAL}), {resent} re-sent after reconnects, \
+        "{TOTAL} messages, {kills} SIGKILLs: stored {} (seqs 2..={entries}), {resent} re-sent after reconnects, \
          {dropped_total} duplicate frames dropped by receivers, losses 0",
         page.len()
     );

@@ -42,7 +42,7 @@ async fn an_offline_member_catches_up_on_500_messages_in_order() {
     let carol = app.register("carol").await;
     let group = app.create_group(&alice, "Busy", "bob, carol").await;
 
-    // Carol saw the first 20, then went offline.
+    // Carol saw the first 20 (seqs 2–21, after the group's `created` event), then went offline.
     let mut a = app.connect(&alice).await;
     for i in 1..=20 {
         a.send_message(group.id, &format!("early-{i}"), "early")
@@ -57,7 +57,7 @@ async fn an_offline_member_catches_up_on_500_messages_in_order() {
 
     let mut c = app.connect(&carol).await;
     c.send(&ClientFrame::Sync {
-        cursors: BTreeMap::from([(group.id, 20)]),
+        cursors: BTreeMap::from([(group.id, 21)]),
     })
     .await;
     let mut seqs = Vec::new();
@@ -67,14 +67,14 @@ async fn an_offline_member_catches_up_on_500_messages_in_order() {
         };
         match frame {
             ServerFrame::Message(m) => {
-                assert_eq!(m.body, format!("late {}", m.seq - 20));
+                assert_eq!(m.body, format!("late {}", m.seq - 21));
                 seqs.push(m.seq);
             }
             ServerFrame::Synced => break,
             _ => {}
         }
     }
-    assert_eq!(seqs, (21..=520).collect::<Vec<_>>());
+    assert_eq!(seqs, (22..=521).collect::<Vec<_>>());
     // Bob never synced and gets nothing replayed; a sync from zero gives him everything.
     let mut b = app.connect(&bob).await;
     b.send(&ClientFrame::Sync {
@@ -153,7 +153,11 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
         all.extend(acks);
     }
     all.sort();
-    assert_eq!(all, (1..=400).collect::<Vec<_>>());
+    assert_eq!(
+        all,
+        (2..=401).collect::<Vec<_>>(),
+        "after the `created` event"
+    );
     let stats = &app.server.as_ref().unwrap().state.committer.stats;
     println!(
         "400 concurrent sends committed in {} transactions",
@@ -214,8 +218,8 @@ async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
         let seqs = r.await.unwrap();
         assert_eq!(
             seqs,
-            (1..=total as i64).collect::<Vec<_>>(),
-            "the others got everything, in order"
+            (2..=total as i64 + 1).collect::<Vec<_>>(),
+            "the others got everything (after the `created` event), in order"
         );
     }
     assert_eq!(

@@ -209,6 +209,7 @@ impl Client {
             conv,
             client_id: client_id.into(),
             body: body.into(),
+            reply_to: None,
         })
         .await;
     }

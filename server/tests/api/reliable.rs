@@ -56,11 +56,17 @@ pub async fn receive_all(
                 turn += 1;
                 break;
             };
-            if let ServerFrame::Message(m) = frame {
+            // Messages and events are entries of one log with one seq sequence.
+            let seq = match frame {
+                ServerFrame::Message(m) => Some(m.seq),
+                ServerFrame::Event(e) => Some(e.seq),
+                _ => None,
+            };
+            if let Some(seq) = seq {
                 let have = cursor(&accepted);
-                if m.seq == have + 1 {
-                    accepted.push(m.seq);
-                } else if m.seq > have + 1 {
+                if seq == have + 1 {
+                    accepted.push(seq);
+                } else if seq > have + 1 {
                     // A gap: ask for what is missing; the rest arrives in order.
                     let sync = ClientFrame::Sync {
                         cursors: BTreeMap::from([(conv, have)]),
@@ -109,6 +115,7 @@ pub fn spawn_sender(
                             conv,
                             client_id: format!("msg-{i}"),
                             body: format!("message {i}"),
+                            reply_to: None,
                         };
                         if !c.try_send(&send).await {
                             turn += 1;

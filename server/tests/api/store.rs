@@ -2,8 +2,8 @@
 //! temporary SQLite file and against a fresh database on the MariaDB/MySQL server at
 //! `TIDINGS_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`), dropped afterwards.
 
-use app::model::{ConvId, GroupTitle, Username};
-use server::store::{Appended, NewMessage, Store};
+use app::model::{Body, Change, ConvId, Emoji, Entry, GroupTitle, Username};
+use server::store::{Appended, NewEntry, Op, Refusal, Store};
 use sqlx::{Connection, Executor};
 
 /// A store on a throwaway database, and what it takes to throw it away.
@@ -17,6 +17,14 @@ pub fn mysql_server_url() -> String {
 }
 
 impl TempDb {
+    /// The database's URL (MySQL only: a SQLite store is reached through its `Store`).
+    pub fn url(&self) -> String {
+        match self {
+            TempDb::MySql { server, name } => format!("{server}/{name}"),
+            TempDb::Sqlite(_) => unreachable!("the cluster tests use MySQL"),
+        }
+    }
+
     pub async fn sqlite() -> (Store, TempDb) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
@@ -73,6 +81,7 @@ on_both_backends! {
     unread_counts_follow_reads_and_own_messages => check_unread,
     pages_and_replay_are_keyset_slices => check_pages,
     memberships_and_conversation_views => check_memberships,
+    edits_deletions_reactions_and_replies_change_current_state => check_changes,
 }
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
@@ -80,13 +89,13 @@ async fn user(store: &Store, name: &str) -> app::model::UserRef {
     store.create_user(&name, "not-a-real-hash").await.unwrap()
 }
 
-fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewMessage {
-    NewMessage {
-        sender: sender.clone(),
+fn new(sender: &app::model::UserRef, conv: ConvId, client_id: &str) -> NewEntry {
+    NewEntry::message(
+        sender.clone(),
         conv,
-        client_id: client_id.into(),
-        body: format!("body of {client_id}"),
-    }
+        client_id.into(),
+        Body::parse(format!("body of {client_id}")).unwrap(),
+    )
 }
 
 async fn check_seqs_and_idempotency(store: Store) {
@@ -98,7 +107,7 @@ async fn check_seqs_and_idempotency(store: Store) {
         store.open_direct(b.id, a.id).await.unwrap(),
         (direct, false)
     );
-    let group = store
+    let (group, _) = store
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
         .await
         .unwrap();
@@ -113,7 +122,7 @@ async fn check_seqs_and_idempotency(store: Store) {
     let seqs: Vec<_> = out
         .iter()
         .map(|r| match r {
-            Appended::Stored(m) => ("stored", m.conv, m.seq),
+            Appended::Stored(m) => ("stored", m.conv(), m.seq()),
             Appended::Duplicate(m) => ("dup", m.conv, m.seq),
             other => panic!("{other:?}"),
         })
@@ -122,19 +131,21 @@ async fn check_seqs_and_idempotency(store: Store) {
         seqs,
         [
             ("stored", direct, 1),
-            ("stored", group, 1),
+            ("stored", group, 2), // after the group's `created` event
             ("stored", direct, 2),
             ("dup", direct, 1)
         ]
     );
-    // A later re-send returns the very same message.
+    // A later re-send returns the very same message's receipt.
     let again = store.append(vec![new(&a, direct, "1")]).await.unwrap();
+    let (Appended::Duplicate(receipt), Appended::Stored(Entry::Message(first))) =
+        (&again[0], &out[0])
+    else {
+        panic!("{again:?}")
+    };
     assert_eq!(
-        again[0],
-        Appended::Duplicate(match &out[0] {
-            Appended::Stored(m) => m.clone(),
-            _ => unreachable!(),
-        })
+        (receipt.conv, receipt.seq, receipt.id, receipt.at),
+        (first.conv, first.seq, first.id, first.at)
     );
     assert_eq!(store.count_messages(direct).await.unwrap(), 2);
 }
@@ -193,17 +204,17 @@ async fn check_pages(store: Store) {
     let (note, _) = store.open_direct(a.id, a.id).await.unwrap();
     let batch: Vec<_> = (1..=30).map(|i| new(&a, note, &i.to_string())).collect();
     store.append(batch.to_vec()).await.unwrap();
-    let page = store.history(note, Some(11), 5).await.unwrap();
+    let page = store.history(a.id, note, Some(11), 5).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
         [6, 7, 8, 9, 10]
     );
     assert!(page.has_more);
-    let first = store.history(note, Some(3), 5).await.unwrap();
+    let first = store.history(a.id, note, Some(3), 5).await.unwrap();
     assert_eq!((first.messages.len(), first.has_more), (2, false));
     let after = store.after(note, 27, 10).await.unwrap();
     assert_eq!(
-        after.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        after.iter().map(Entry::seq).collect::<Vec<_>>(),
         [28, 29, 30]
     );
 }
@@ -212,7 +223,7 @@ async fn check_memberships(store: Store) {
     let a = user(&store, "ann").await;
     let b = user(&store, "ben").await;
     let c = user(&store, "cat").await;
-    let group = store
+    let (group, _) = store
         .create_group(a.id, &GroupTitle::parse("Plans").unwrap(), &[b.id])
         .await
         .unwrap();
@@ -220,9 +231,9 @@ async fn check_memberships(store: Store) {
         .append(vec![new(&a, group, "1"), new(&b, group, "2")])
         .await
         .unwrap();
-    assert!(store.add_member(group, c.id).await.unwrap());
+    assert!(store.add_member(group, a.id, c.id).await.unwrap().is_some());
     assert!(
-        !store.add_member(group, c.id).await.unwrap(),
+        store.add_member(group, a.id, c.id).await.unwrap().is_none(),
         "already a member"
     );
     let view = store.conversation_for(c.id, group).await.unwrap().unwrap();
@@ -231,13 +242,21 @@ async fn check_memberships(store: Store) {
         ("Plans", 3, 0),
         "joiners start with all read"
     );
-    assert_eq!(view.last_message.unwrap().seq, 2);
+    assert_eq!(
+        (view.last_seq, view.last_message.unwrap().seq),
+        (4, 3),
+        "created 1, messages 2 and 3, added 4: the preview is the last message"
+    );
     store
-        .rename(group, &GroupTitle::parse("Trip").unwrap())
+        .rename(group, b.id, &GroupTitle::parse("Trip").unwrap())
         .await
         .unwrap();
     // The owner leaves: the longest-standing member inherits the group.
-    assert!(store.remove_member(group, a.id).await.unwrap());
+    assert!(store
+        .remove_member(group, a.id, a.id)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
         store.role(group, b.id).await.unwrap(),
         Some(server::store::Role::Owner)
@@ -281,11 +300,11 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
     let node_b = Store::connect(&format!("{server}/{name}")).await.unwrap();
     let a = user(&node_a, "ann").await;
     let b = user(&node_a, "ben").await;
-    let group = node_a
+    let (group, _) = node_a
         .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
         .await
         .unwrap();
-    let other = node_a
+    let (other, _) = node_a
         .create_group(b.id, &GroupTitle::parse("H").unwrap(), &[a.id])
         .await
         .unwrap();
@@ -333,13 +352,241 @@ async fn two_nodes_writing_one_mysql_conversation_keep_seqs_gap_free() {
             .await
             .unwrap()
             .iter()
-            .map(|m| m.seq)
+            .map(Entry::seq)
             .collect();
         assert_eq!(
             seqs,
-            (1..=400).collect::<Vec<_>>(),
+            (1..=401).collect::<Vec<_>>(),
             "gap-free and unique in {conv}"
         );
     }
     db.drop_db().await;
+}
+
+fn op(sender: &app::model::UserRef, conv: ConvId, client_id: &str, op: Op) -> NewEntry {
+    NewEntry {
+        sender: sender.clone(),
+        conv,
+        client_id: client_id.into(),
+        op,
+    }
+}
+
+fn emoji(e: &str) -> Emoji {
+    Emoji::parse(e.into()).unwrap()
+}
+
+async fn check_changes(store: Store) {
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let c = user(&store, "cat").await;
+    let (group, _) = store
+        .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id, c.id])
+        .await
+        .unwrap();
+    store
+        .append(vec![new(&b, group, "1"), new(&c, group, "2")])
+        .await
+        .unwrap();
+    let body = |s: &str| Body::parse(s.into()).unwrap();
+    // One batch with every kind, including refusals and a reply to a message of the same batch.
+    let out = store
+        .append(vec![
+            op(
+                &b,
+                group,
+                "e",
+                Op::Edit {
+                    target: 2,
+                    body: body("edited"),
+                },
+            ),
+            op(
+                &c,
+                group,
+                "e-x",
+                Op::Edit {
+                    target: 2,
+                    body: body("not mine"),
+                },
+            ),
+            op(
+                &a,
+                group,
+                "r1",
+                Op::React {
+                    target: 2,
+                    emoji: emoji("👍"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r2",
+                Op::React {
+                    target: 2,
+                    emoji: emoji("👍"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r3",
+                Op::React {
+                    target: 2,
+                    emoji: emoji("🎉"),
+                    on: true,
+                },
+            ),
+            op(
+                &c,
+                group,
+                "r4",
+                Op::React {
+                    target: 2,
+                    emoji: emoji("🎉"),
+                    on: false,
+                },
+            ),
+            op(&a, group, "d", Op::Delete { target: 3 }), // the owner deletes cat's
+            op(&b, group, "d-x", Op::Delete { target: 3 }),
+            op(
+                &b,
+                group,
+                "m3",
+                Op::Message {
+                    body: body("re: edited"),
+                    reply_to: Some(2),
+                },
+            ),
+            op(
+                &b,
+                group,
+                "x",
+                Op::Edit {
+                    target: 77,
+                    body: body("?"),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            Appended::Stored(e) => format!("{}", e.seq()),
+            Appended::Refused(r) => format!("{r:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "4",
+            "NotAllowed",
+            "5",
+            "6",
+            "7",
+            "8",
+            "9",
+            "MessageDeleted",
+            "10",
+            "UnknownMessage"
+        ]
+    );
+    assert_eq!(out[1], Appended::Refused(Refusal::NotAllowed));
+
+    let page = store.history(c.id, group, None, 50).await.unwrap();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        [2, 3, 10],
+        "after the group's `created` event (seq 1)"
+    );
+    let (first, second, reply) = (&page.messages[0], &page.messages[1], &page.messages[2]);
+    assert_eq!(
+        (first.body.as_str(), first.edited_at.is_some()),
+        ("edited", true)
+    );
+    assert_eq!(first.reactions.len(), 1, "🎉 was taken back");
+    let thumbs = &first.reactions[0];
+    assert_eq!(
+        (thumbs.emoji.as_str(), thumbs.count, thumbs.mine),
+        ("👍", 2, true)
+    );
+    assert_eq!(
+        thumbs
+            .users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["ann", "cat"]
+    );
+    assert!(second.deleted && second.body.is_empty());
+    let quote = reply.reply_to.as_ref().unwrap();
+    assert_eq!(
+        (quote.seq, quote.sender.id, quote.excerpt.as_str()),
+        (2, b.id, "edited")
+    );
+
+    // The replay brings every entry in order, events with their changes.
+    let replay = store.after(group, 3, 100).await.unwrap();
+    let kinds: Vec<String> = replay
+        .iter()
+        .map(|e| match e {
+            Entry::Message(m) => format!("message {}", m.seq),
+            Entry::Event(e) => format!("{} {}", e.change.kind(), e.seq),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "edit 4",
+            "react 5",
+            "react 6",
+            "react 7",
+            "unreact 8",
+            "delete 9",
+            "message 10"
+        ]
+    );
+    let Entry::Event(edit) = &replay[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        edit.change,
+        Change::Edit {
+            target: 2,
+            body: "edited".into()
+        }
+    );
+
+    // Unread: ann has not read anything and wrote only events: ben's and cat's messages count
+    // (cat's deleted one not), reactions and edits do not.
+    let list = store.conversations_for(a.id).await.unwrap();
+    assert_eq!((list[0].last_seq, list[0].unread), (10, 2));
+    assert_eq!(list[0].last_message.as_ref().unwrap().seq, 10);
+
+    // Group events take seqs too; a repeat add takes none.
+    let added = store
+        .add_member(group, a.id, user(&store, "dan").await.id)
+        .await
+        .unwrap();
+    assert_eq!(added.map(|e| e.seq), Some(11));
+    let renamed = store
+        .rename(group, b.id, &GroupTitle::parse("H").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.seq, renamed.change),
+        (12, Change::Renamed { title: "H".into() })
+    );
+    let page = store.history(c.id, group, None, 50).await.unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 11, 12],
+        "created, added, renamed"
+    );
 }
