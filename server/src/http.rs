@@ -98,3 +98,29 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
+
+/// Server-function errors answer with the status their code names (`invalid` → 400, …).
+///
+/// A server function's own errors get their status from `app::api::ssr::respond`, but an
+/// argument that is missing or malformed (`limit=abc`, no `conv`) fails while the arguments are
+/// decoded, before the function runs, and server_fn answers every such error with 500. The
+/// JSON body still carries the right code, so this reads the code back from error replies (only
+/// those: small, and never on a success) and sets the matching status.
+pub async fn api_error_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<app::api::ApiError>(&bytes) {
+        parts.status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}

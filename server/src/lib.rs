@@ -218,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(axum::middleware::from_fn(http::api_error_status))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,0 +1,44 @@
+//! Hard to break (#10): every bad input gets its documented error and changes nothing, every
+//! limit holds, and the promises about closing connections are kept — checked from outside,
+//! over real HTTP and WebSocket connections, as an independent client would.
+
+use crate::helpers::{spawn_app, Client, WAIT};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use app::model::ConvId;
+use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn missing_or_malformed_api_fields_answer_400_invalid() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let cookie = Some(alice.cookie.as_str());
+    let cases: [(&str, &[(&str, &str)]); 7] = [
+        ("/api/register", &[("username", "nopassword")]),
+        ("/api/register", &[("password", "long enough pw")]),
+        ("/api/history", &[("conv", "1"), ("limit", "abc")]),
+        ("/api/history", &[("conv", "1"), ("limit", "-1")]),
+        ("/api/history", &[("conv", "abc")]),
+        ("/api/history", &[]),
+        ("/api/rename_group", &[("conv", "1")]),
+    ];
+    for (path, form) in cases {
+        let (status, body) = app.post(path, cookie, form).await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (400, json!("invalid")),
+            "{path} {form:?}: {body}"
+        );
+    }
+    // Nothing was created by the refused registration.
+    let (status, body) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "nopassword"), ("password", "")],
+        )
+        .await;
+    assert_eq!((status, body["code"].clone()), (401, json!("bad_credentials")));
+}
