@@ -323,11 +323,7 @@ impl Connection {
                     if self.state.hub.is_member(self.user.id, conv) {
                         self.replay.push_back((conv, seq.max(0)));
                     } else {
-                        conn.push_frame(&ServerFrame::error(
-                            ErrorCode::NotMember,
-                            format!("cannot sync conversation {conv}: you are not a member"),
-                            None,
-                        ));
+                        self.refuse_outsider(conn, conv, "sync").await;
                     }
                 }
                 if self.replay.is_empty() {
@@ -348,6 +344,8 @@ impl Connection {
                         }
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
+                } else {
+                    self.refuse_outsider(conn, conv, "mark as read").await;
                 }
                 Ok(())
             }
@@ -358,6 +356,8 @@ impl Connection {
                         user: self.user.clone(),
                     };
                     self.state.bus.publish(conv, &typing);
+                } else {
+                    self.refuse_outsider(conn, conv, "type in").await;
                 }
                 Ok(())
             }
@@ -366,6 +366,32 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Answers a frame about a conversation this user is not in: `unknown_conversation` when it
+    /// does not exist, `not_member` when it does (only refusals pay for the lookup).
+    async fn refuse_outsider(&mut self, conn: &Conn, conv: ConvId, what: &str) {
+        let frame = match self.state.store.kind(conv).await {
+            Ok(None) => ServerFrame::error(
+                ErrorCode::UnknownConversation,
+                format!("cannot {what} conversation {conv}: there is no such conversation"),
+                None,
+            ),
+            Ok(Some(_)) => ServerFrame::error(
+                ErrorCode::NotMember,
+                format!("cannot {what} conversation {conv}: you are not a member"),
+                None,
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a conversation failed");
+                ServerFrame::error(
+                    ErrorCode::Internal,
+                    format!("cannot {what} conversation {conv} now; retry"),
+                    None,
+                )
+            }
+        };
+        conn.push_frame(&frame);
     }
 
     async fn on_send(

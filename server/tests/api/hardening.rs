@@ -42,3 +42,40 @@ async fn missing_or_malformed_api_fields_answer_400_invalid() {
         .await;
     assert_eq!((status, body["code"].clone()), (401, json!("bad_credentials")));
 }
+
+#[tokio::test]
+async fn read_and_typing_outside_your_conversations_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let eve = app.register("eve").await;
+    let conv = app.open_direct(&alice, "bob").await;
+    let mut a = app.connect(&alice).await;
+    let mut e = app.connect(&eve).await;
+
+    for (frame, code) in [
+        (ClientFrame::Read { conv: conv.id, seq: 1 }, ErrorCode::NotMember),
+        (ClientFrame::Typing { conv: conv.id }, ErrorCode::NotMember),
+        (
+            ClientFrame::Read { conv: ConvId(31337), seq: 1 },
+            ErrorCode::UnknownConversation,
+        ),
+        (
+            ClientFrame::Typing { conv: ConvId(31337) },
+            ErrorCode::UnknownConversation,
+        ),
+    ] {
+        e.send(&frame).await;
+        match e.recv().await {
+            ServerFrame::Error { code: got, client_id, .. } => {
+                assert_eq!((got, client_id), (code, None), "{frame:?}")
+            }
+            other => panic!("{frame:?}: expected an error, got {other:?}"),
+        }
+    }
+    // Nothing reached the members, and the connection still works.
+    let leaked = a.drain(Duration::from_millis(300)).await;
+    assert!(leaked.is_empty(), "{leaked:?}");
+    e.send(&ClientFrame::Ping).await;
+    assert_eq!(e.recv().await, ServerFrame::Pong);
+}
