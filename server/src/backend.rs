@@ -273,7 +273,12 @@ impl Backend for AppState {
             )));
         };
         self.store.remove_member(conv, user.id).await?;
-        self.announce(conv, &[(user.id, last_view)]).await?;
+        self.announce(conv, &[(user.id, last_view.clone())]).await?;
+        if user.id == me.id {
+            // Removing yourself is leaving: there is no view of the group left to show, so the
+            // answer is the last one (the same the `removed` frame carries).
+            return Ok(last_view);
+        }
         self.view(me, conv).await
     }
 

@@ -79,3 +79,26 @@ async fn read_and_typing_outside_your_conversations_are_refused() {
     e.send(&ClientFrame::Ping).await;
     assert_eq!(e.recv().await, ServerFrame::Pong);
 }
+
+#[tokio::test]
+async fn removing_yourself_from_a_group_succeeds() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_group(&alice, "Plans", "bob").await;
+    let (status, body) = app
+        .post(
+            "/api/remove_member",
+            Some(&bob.cookie),
+            &[("conv", &group.id.to_string()), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], json!(group.id.0));
+    let (_, list) = app.post("/api/conversations", Some(&bob.cookie), &[]).await;
+    assert_eq!(list, json!([]), "bob is out");
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list[0]["members"].as_array().unwrap().len(), 1);
+}
