@@ -43,6 +43,7 @@ const WRITE_BATCH: usize = 64;
 /// Close codes (4000–4999 are the application's own).
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const IDLE_TIMEOUT: u16 = 4002;
@@ -249,7 +250,11 @@ impl Connection {
                 _ = &mut closed => return closing(conn),
                 _ = &mut shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
                 incoming = self.socket.recv() => {
-                    let Some(Ok(msg)) = incoming else { return End::Gone };
+                    let msg = match incoming {
+                        Some(Ok(msg)) => msg,
+                        Some(Err(e)) => return read_failed(e),
+                        None => return End::Gone,
+                    };
                     last_heard = Instant::now();
                     match msg {
                         WsMessage::Text(text) => {
@@ -506,6 +511,18 @@ impl Connection {
 }
 
 const SLOW: &str = "slow consumer: reconnect and sync";
+
+/// How to end a connection whose socket could not be read. A frame over the hard limit is the
+/// client's mistake and gets a close frame saying so (1009, as RFC 6455 asks); anything else
+/// (reset, broken framing) means the client is gone or not speaking WebSocket.
+fn read_failed(error: axum::Error) -> End {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
+            End::Close(close::TOO_BIG, "frame too large: the limit is 1 MiB")
+        }
+        _ => End::Gone,
+    }
+}
 
 /// How to close a connection the hub asked to close.
 fn closing(conn: &Conn) -> End {

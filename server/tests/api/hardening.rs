@@ -102,3 +102,39 @@ async fn removing_yourself_from_a_group_succeeds() {
         .await;
     assert_eq!(list[0]["members"].as_array().unwrap().len(), 1);
 }
+
+/// Reads until the server's close frame; its code, or None if the connection ended without one.
+async fn close_code(client: &mut Client) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, client.socket.next()).await {
+            Ok(Some(Ok(WsMessage::Close(frame)))) => return frame.map(|f| f.code.into()),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) | Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut a = app.connect(&alice).await;
+    let huge = format!(
+        r#"{{"type":"send","conv":1,"client_id":"x","body":"{}"}}"#,
+        "x".repeat(1536 * 1024)
+    );
+    let _ = a.socket.send(WsMessage::Text(huge.into())).await;
+    assert_eq!(close_code(&mut a).await, Some(1009));
+    // Between 64 KiB and 1 MiB the frame is refused and the connection stays.
+    let mut a = app.connect(&alice).await;
+    let big = format!(
+        r#"{{"type":"send","conv":1,"client_id":"x","body":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    a.send_text(&big).await;
+    assert!(matches!(
+        a.recv().await,
+        ServerFrame::Error { code: ErrorCode::TooLarge, .. }
+    ));
+}
