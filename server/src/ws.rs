@@ -104,6 +104,28 @@ fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
         || extra.iter().any(|o| o.trim_end_matches('/') == origin)
 }
 
+/// The conversations a connection still has to replay for `sync`, in order, each with the last
+/// seq already sent. Each conversation is in it at most once, so however often a client repeats
+/// `sync` it holds no more entries than the user has conversations.
+#[derive(Default)]
+struct Replay(VecDeque<(ConvId, Seq)>);
+
+impl Replay {
+    /// Adds a replay of `conv` after `after`. If `conv` is already waiting or under way it keeps
+    /// its place, and its position moves forward if the client holds more than was sent: what
+    /// this connection already sent is on its way to the client anyway.
+    fn request(&mut self, conv: ConvId, after: Seq) {
+        match self.0.iter_mut().find(|(c, _)| *c == conv) {
+            Some(entry) => entry.1 = entry.1.max(after),
+            None => self.0.push_back((conv, after)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Why the connection loop ended.
 enum End {
     /// The client closed or vanished; nothing more to send.
@@ -117,7 +139,7 @@ struct Connection {
     user: UserRef,
     socket: WebSocket,
     /// Conversations still to replay for `sync`, with the last seq already sent.
-    replay: VecDeque<(ConvId, Seq)>,
+    replay: Replay,
 }
 
 impl Connection {
@@ -126,7 +148,7 @@ impl Connection {
             state,
             user,
             socket,
-            replay: VecDeque::new(),
+            replay: Replay::default(),
         }
     }
 
@@ -326,7 +348,7 @@ impl Connection {
             ClientFrame::Sync { cursors } => {
                 for (conv, seq) in cursors {
                     if self.state.hub.is_member(self.user.id, conv) {
-                        self.replay.push_back((conv, seq.max(0)));
+                        self.replay.request(conv, seq.max(0));
                     } else {
                         self.refuse_outsider(conn, conv, "sync").await;
                     }
@@ -441,7 +463,7 @@ impl Connection {
 
     /// Sends the next page of the pending replay, then `synced` once all cursors are caught up.
     async fn replay_page(&mut self, conn: &Conn) -> Result<(), End> {
-        let Some((conv, after)) = self.replay.front().copied() else {
+        let Some((conv, after)) = self.replay.0.front().copied() else {
             return Ok(());
         };
         let page = match self.state.store.after(conv, after, REPLAY_PAGE).await {
@@ -458,9 +480,9 @@ impl Connection {
             .map(|message| WsMessage::Text(ServerFrame::Message(message).to_json().into()));
         self.write(conn, frames).await?;
         match (full, last) {
-            (true, Some(last)) => self.replay[0].1 = last,
+            (true, Some(last)) => self.replay.0[0].1 = last,
             _ => {
-                self.replay.pop_front();
+                self.replay.0.pop_front();
                 if self.replay.is_empty() {
                     self.send(conn, ServerFrame::Synced.to_json().into())
                         .await?;
@@ -529,5 +551,25 @@ fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
         Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
         Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_syncs_do_not_grow_the_replay_queue() {
+        let mut replay = Replay::default();
+        for round in 0..10_000 {
+            replay.request(ConvId(7), 0);
+            replay.request(ConvId(9), round % 3);
+        }
+        assert_eq!(replay.0, VecDeque::from([(ConvId(7), 0), (ConvId(9), 2)]));
+        // A page already sent is not sent again; a client that holds more moves it forward.
+        replay.0[0].1 = 200;
+        replay.request(ConvId(7), 0);
+        replay.request(ConvId(9), 40);
+        assert_eq!(replay.0, VecDeque::from([(ConvId(7), 200), (ConvId(9), 40)]));
     }
 }
