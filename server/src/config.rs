@@ -1,6 +1,7 @@
 //! Configuration: every setting is a command-line flag with an environment variable behind it
 //! (`tidings --help` lists them). Parsing only; nothing here opens files or sockets.
 
+use crate::store::Durability;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,8 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_ADDR")]
     pub addr: Option<SocketAddr>,
 
-    /// Where history lives: sqlite://PATH (created if missing).
+    /// Where history lives: sqlite://PATH (created if missing) or
+    /// mysql://USER:PASSWORD@HOST:PORT/DATABASE (MySQL or MariaDB; the database must exist).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tidings.db")]
     pub database_url: String,
 
@@ -86,6 +88,13 @@ pub struct Config {
         default_value = "info,sqlx=warn,tower_http=info"
     )]
     pub log: String,
+
+    /// When a message counts as stored (SQLite): `full` syncs every commit to disk before the
+    /// ack (survives power loss; one sync per group-committed batch), `normal` syncs only at
+    /// checkpoints (survives the process being killed, not an OS crash). MySQL/MariaDB: set by
+    /// the database server (innodb_flush_log_at_trx_commit).
+    #[arg(long, env = "TIDINGS_DURABILITY", value_enum, default_value_t = Durability::Full)]
+    pub durability: Durability,
 }
 
 impl Config {

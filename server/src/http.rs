@@ -18,6 +18,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "node": &*state.node_id,
         "redis": state.bus.redis_state(),
+        "durability": state.store.durability().map_or("database", |d| d.as_str()),
         "connections": connections,
         "users_online": users,
     });

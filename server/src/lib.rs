@@ -97,7 +97,7 @@ impl Server {
         }
         let leptos_options = leptos_options(&config);
         let addr = leptos_options.site_addr;
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect_with(&config.database_url, config.durability)
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
         let node_id: Arc<str> = config

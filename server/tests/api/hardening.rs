@@ -2,7 +2,8 @@
 //! limit holds, and the promises about closing connections are kept — checked from outside,
 //! over real HTTP and WebSocket connections, as an independent client would.
 
-use crate::helpers::{spawn_app, Client, WAIT};
+use crate::helpers::{spawn_app, spawn_app_with, Client, WAIT};
+use server::store::Durability;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use app::model::ConvId;
@@ -137,4 +138,14 @@ async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
         a.recv().await,
         ServerFrame::Error { code: ErrorCode::TooLarge, .. }
     ));
+}
+
+#[tokio::test]
+async fn durability_is_full_unless_asked_otherwise_and_reported() {
+    let app = spawn_app().await;
+    let health: serde_json::Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["durability"], json!("full"), "{health}");
+    let app = spawn_app_with(|c| c.durability = Durability::Normal).await;
+    let health: serde_json::Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["durability"], json!("normal"), "{health}");
 }
