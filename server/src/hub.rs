@@ -333,6 +333,11 @@ impl Hub {
             .is_some_and(|convs| convs.contains(&conv))
     }
 
+    /// How many connections `user` has open here.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.lock().conns.get(&user).map_or(0, Vec::len)
+    }
+
     pub fn is_online(&self, user: UserId) -> bool {
         self.lock().conns.contains_key(&user)
     }

@@ -11,6 +11,7 @@
 //! - [`presence`] who is online anywhere in the cluster
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
+//! - [`limits`]  rate limits per user, connection and address
 //! - [`http`]    health and metrics
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod presence;
 pub mod store;
 pub mod ws;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub hashes: HashPool,
     pub account_limiter: Arc<LoginLimiter>,
     pub peer_limiter: Arc<LoginLimiter>,
+    /// Rate limits (sends, connects, sign-ups, bad frames) and their refusal counts.
+    pub limits: Arc<limits::Limits>,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
     pub shutdown: CancellationToken,
     pub leptos_options: LeptosOptions,
@@ -144,7 +148,22 @@ impl Server {
             ));
         }
         let window = Duration::from_secs(300);
+        let limits = Arc::new(limits::Limits::new(&config));
+        tokio::spawn({
+            let limits = Arc::downgrade(&limits);
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    match limits.upgrade() {
+                        Some(limits) => limits.housekeeping(),
+                        None => return,
+                    }
+                }
+            }
+        });
         let state = AppState {
+            limits,
             hashes: HashPool::new(config.hash_threads(), config.hash_queue),
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
             peer_limiter: Arc::new(LoginLimiter::new(

@@ -12,6 +12,7 @@
 //! little, and tungstenite grows a buffer only while a big frame needs it.
 
 use crate::hub::{CloseReason, Conn};
+use crate::limits::{Limiter, Refusals};
 use crate::store::NewMessage;
 use crate::AppState;
 use app::api::ssr::session_token_from_headers;
@@ -23,6 +24,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 
@@ -43,6 +45,7 @@ const WRITE_BATCH: usize = 64;
 /// Close codes (4000–4999 are the application's own).
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const SLOW_CONSUMER: u16 = 4001;
@@ -76,6 +79,23 @@ pub async fn upgrade(
                 .into_response()
         }
     };
+    // Limits per user, checked before the upgrade so a refused client costs no socket task.
+    let open = state.hub.connections_of(user.id);
+    if open >= state.config.max_connections_per_user {
+        Refusals::count(&state.limits.refusals.connections_per_user);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many connections: you have {open} open; close a tab or wait\n"),
+        )
+            .into_response();
+    }
+    if !state.limits.allow_connect(user.id) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many new connections this minute; wait and reconnect\n",
+        )
+            .into_response();
+    }
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER)
@@ -140,15 +160,22 @@ struct Connection {
     socket: WebSocket,
     /// Conversations still to replay for `sync`, with the last seq already sent.
     replay: Replay,
+    /// The user's send allowance on this node, shared with their other connections.
+    sends: Arc<Limiter>,
+    /// This connection's allowance of refused frames; made at the first refusal.
+    bad_frames: Option<Box<Limiter>>,
 }
 
 impl Connection {
     fn new(state: AppState, user: UserRef, socket: WebSocket) -> Self {
+        let sends = state.limits.sender(user.id);
         Connection {
             state,
             user,
             socket,
             replay: Replay::default(),
+            sends,
+            bad_frames: None,
         }
     }
 
@@ -284,8 +311,10 @@ impl Connection {
                                 return end;
                             }
                         }
-                        WsMessage::Binary(_) => conn.push_frame(&ServerFrame::error(
-                            ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text", None)),
+                        WsMessage::Binary(_) => if let Err(end) = self.refuse(conn, ServerFrame::error(
+                            ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text", None)) {
+                            return end;
+                        },
                         WsMessage::Close(_) => return End::Gone,
                         WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                     }
@@ -318,25 +347,25 @@ impl Connection {
     }
 
     /// Handles one client text frame. Refusals are answered with an `error` frame; only a
-    /// failure to write ends the connection.
+    /// failure to write, or too many refusals, ends the connection.
     async fn on_text(&mut self, conn: &Conn, text: &str) -> Result<(), End> {
         if text.len() > MAX_FRAME_BYTES {
-            conn.push_frame(&ServerFrame::error(
-                ErrorCode::TooLarge,
-                format!("frame is over {MAX_FRAME_BYTES} bytes"),
-                None,
-            ));
-            return Ok(());
+            return self.refuse(
+                conn,
+                ServerFrame::error(
+                    ErrorCode::TooLarge,
+                    format!("frame is over {MAX_FRAME_BYTES} bytes"),
+                    None,
+                ),
+            );
         }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                conn.push_frame(&ServerFrame::error(
-                    ErrorCode::BadFrame,
-                    format!("unreadable frame: {e}"),
-                    None,
-                ));
-                return Ok(());
+                return self.refuse(
+                    conn,
+                    ServerFrame::error(ErrorCode::BadFrame, format!("unreadable frame: {e}"), None),
+                )
             }
         };
         match frame {
@@ -350,7 +379,7 @@ impl Connection {
                     if self.state.hub.is_member(self.user.id, conv) {
                         self.replay.request(conv, seq.max(0));
                     } else {
-                        self.refuse_outsider(conn, conv, "sync").await;
+                        self.refuse_outsider(conn, conv, "sync").await?;
                     }
                 }
                 if self.replay.is_empty() {
@@ -372,7 +401,7 @@ impl Connection {
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
                 } else {
-                    self.refuse_outsider(conn, conv, "mark as read").await;
+                    self.refuse_outsider(conn, conv, "mark as read").await?;
                 }
                 Ok(())
             }
@@ -384,7 +413,7 @@ impl Connection {
                     };
                     self.state.bus.publish(conv, &typing);
                 } else {
-                    self.refuse_outsider(conn, conv, "type in").await;
+                    self.refuse_outsider(conn, conv, "type in").await?;
                 }
                 Ok(())
             }
@@ -397,7 +426,7 @@ impl Connection {
 
     /// Answers a frame about a conversation this user is not in: `unknown_conversation` when it
     /// does not exist, `not_member` when it does (only refusals pay for the lookup).
-    async fn refuse_outsider(&mut self, conn: &Conn, conv: ConvId, what: &str) {
+    async fn refuse_outsider(&mut self, conn: &Conn, conv: ConvId, what: &str) -> Result<(), End> {
         let frame = match self.state.store.kind(conv).await {
             Ok(None) => ServerFrame::error(
                 ErrorCode::UnknownConversation,
@@ -418,7 +447,26 @@ impl Connection {
                 )
             }
         };
-        conn.push_frame(&frame);
+        self.refuse(conn, frame)
+    }
+
+    /// Answers a refused frame with `error`, and closes the connection (1008) once it has sent
+    /// more refused frames than the configured rate: a client stuck in a loop of bad frames, or
+    /// probing, should not cost the server work forever.
+    fn refuse(&mut self, conn: &Conn, error: ServerFrame) -> Result<(), End> {
+        conn.push_frame(&error);
+        let limits = &self.state.limits;
+        let allowance = self
+            .bad_frames
+            .get_or_insert_with(|| Box::new(limits.bad_frames()));
+        if allowance.check().is_err() {
+            Refusals::count(&limits.refusals.bad_frame_closes);
+            return Err(End::Close(
+                close::POLICY,
+                "too many refused frames: fix the client and reconnect",
+            ));
+        }
+        Ok(())
     }
 
     async fn on_send(
@@ -428,14 +476,25 @@ impl Connection {
         client_id: String,
         body: String,
     ) -> Result<(), End> {
-        let refuse = |code, message: String, client_id: String| {
-            conn.push_frame(&ServerFrame::error(code, message, Some(client_id)));
-            Ok(())
-        };
         let client_id = match ClientId::parse(client_id) {
             Ok(id) => id,
-            Err(e) => return refuse(ErrorCode::BadFrame, e.to_string(), String::new()),
+            Err(e) => {
+                let error =
+                    ServerFrame::error(ErrorCode::BadFrame, e.to_string(), Some(String::new()));
+                return self.refuse(conn, error);
+            }
         };
+        // One atomic update of the user's allowance; a refused send is not stored, and the
+        // client keeps it to re-send (same client_id) a moment later.
+        if self.sends.check().is_err() {
+            Refusals::count(&self.state.limits.refusals.sends);
+            conn.push_frame(&ServerFrame::error(
+                ErrorCode::RateLimited,
+                "sending too fast: wait a moment and re-send",
+                Some(client_id.into_inner()),
+            ));
+            return Ok(());
+        }
         let body = match Body::parse(body) {
             Ok(body) => body,
             Err(e) => {
@@ -444,7 +503,8 @@ impl Connection {
                 } else {
                     ErrorCode::TooLarge
                 };
-                return refuse(code, e.to_string(), client_id.into_inner());
+                let error = ServerFrame::error(code, e.to_string(), Some(client_id.into_inner()));
+                return self.refuse(conn, error);
             }
         };
         let message = NewMessage {
@@ -570,6 +630,9 @@ mod tests {
         replay.0[0].1 = 200;
         replay.request(ConvId(7), 0);
         replay.request(ConvId(9), 40);
-        assert_eq!(replay.0, VecDeque::from([(ConvId(7), 200), (ConvId(9), 40)]));
+        assert_eq!(
+            replay.0,
+            VecDeque::from([(ConvId(7), 200), (ConvId(9), 40)])
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! users on different nodes chat one-to-one and in a group, and see membership changes live.
 //! Each run uses its own database and its own Redis key prefix, so runs never meet.
 
-use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser};
+use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser, TRAFFIC};
 use crate::reliable::{receive_all, spawn_sender};
 use crate::store::TempDb;
 use app::model::{ConvId, Seq};
@@ -42,6 +42,7 @@ async fn cluster_with(count: usize, extra: &[&str]) -> (Vec<Node>, TempDb) {
             &node_id,
         ];
         args.extend_from_slice(extra);
+        args.extend_from_slice(&TRAFFIC);
         nodes.push(Node::start(free_addr(), &db_url, &args).await);
     }
     (nodes, db)
@@ -173,6 +174,10 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             "t",
             "--node-id",
             id,
+            TRAFFIC[0],
+            TRAFFIC[1],
+            TRAFFIC[2],
+            TRAFFIC[3],
         ];
         nodes.push(Node::start(free_addr(), &db_url, &args).await);
     }

@@ -3,13 +3,13 @@
 //! over real HTTP and WebSocket connections, as an independent client would.
 
 use crate::helpers::{spawn_app, spawn_app_with, Client, WAIT};
-use server::store::Durability;
-use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use app::model::ConvId;
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use server::store::Durability;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test]
 async fn missing_or_malformed_api_fields_answer_400_invalid() {
@@ -41,7 +41,10 @@ async fn missing_or_malformed_api_fields_answer_400_invalid() {
             &[("username", "nopassword"), ("password", "")],
         )
         .await;
-    assert_eq!((status, body["code"].clone()), (401, json!("bad_credentials")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("bad_credentials"))
+    );
 }
 
 #[tokio::test]
@@ -55,20 +58,35 @@ async fn read_and_typing_outside_your_conversations_are_refused() {
     let mut e = app.connect(&eve).await;
 
     for (frame, code) in [
-        (ClientFrame::Read { conv: conv.id, seq: 1 }, ErrorCode::NotMember),
+        (
+            ClientFrame::Read {
+                conv: conv.id,
+                seq: 1,
+            },
+            ErrorCode::NotMember,
+        ),
         (ClientFrame::Typing { conv: conv.id }, ErrorCode::NotMember),
         (
-            ClientFrame::Read { conv: ConvId(31337), seq: 1 },
+            ClientFrame::Read {
+                conv: ConvId(31337),
+                seq: 1,
+            },
             ErrorCode::UnknownConversation,
         ),
         (
-            ClientFrame::Typing { conv: ConvId(31337) },
+            ClientFrame::Typing {
+                conv: ConvId(31337),
+            },
             ErrorCode::UnknownConversation,
         ),
     ] {
         e.send(&frame).await;
         match e.recv().await {
-            ServerFrame::Error { code: got, client_id, .. } => {
+            ServerFrame::Error {
+                code: got,
+                client_id,
+                ..
+            } => {
                 assert_eq!((got, client_id), (code, None), "{frame:?}")
             }
             other => panic!("{frame:?}: expected an error, got {other:?}"),
@@ -136,16 +154,176 @@ async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
     a.send_text(&big).await;
     assert!(matches!(
         a.recv().await,
-        ServerFrame::Error { code: ErrorCode::TooLarge, .. }
+        ServerFrame::Error {
+            code: ErrorCode::TooLarge,
+            ..
+        }
     ));
 }
 
 #[tokio::test]
 async fn durability_is_full_unless_asked_otherwise_and_reported() {
     let app = spawn_app().await;
-    let health: serde_json::Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["durability"], json!("full"), "{health}");
     let app = spawn_app_with(|c| c.durability = Durability::Normal).await;
-    let health: serde_json::Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["durability"], json!("normal"), "{health}");
+}
+
+#[tokio::test]
+async fn sends_beyond_the_users_rate_are_refused_and_not_stored() {
+    let app = spawn_app_with(|c| {
+        c.send_rate = 1;
+        c.send_burst = 5;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    // Two tabs share one allowance.
+    let mut tabs = [app.connect(&alice).await, app.connect(&alice).await];
+    for i in 0..30 {
+        tabs[i % 2]
+            .send_message(conv, &format!("m-{i}"), "hi")
+            .await;
+    }
+    let (mut acked, mut limited) = (Vec::new(), Vec::new());
+    for tab in &mut tabs {
+        while acked.len() + limited.len() < 30 {
+            match tab.try_recv(Duration::from_secs(2)).await {
+                Some(ServerFrame::Ack { client_id, .. }) => acked.push(client_id),
+                Some(ServerFrame::Error {
+                    code: ErrorCode::RateLimited,
+                    client_id,
+                    ..
+                }) => limited.push(client_id.expect("the refused send's client_id")),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+    assert_eq!(acked.len() + limited.len(), 30, "every send answered");
+    assert!(acked.len() >= 5, "the burst goes through: {acked:?}");
+    assert!(
+        limited.len() >= 20,
+        "the rest is refused: {} acked",
+        acked.len()
+    );
+    let stored = app.store().count_messages(conv).await.unwrap();
+    assert_eq!(stored as usize, acked.len(), "refused sends stored nothing");
+    // The refusal is not a punishment: once the allowance refills, the same client_id goes in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tabs[0].send_message(conv, &limited[0], "hi").await;
+    tabs[0].expect_ack(&limited[0]).await;
+}
+
+#[tokio::test]
+async fn a_connection_sending_too_many_bad_frames_is_closed_with_1008() {
+    let app = spawn_app_with(|c| c.bad_frames_per_minute = 5).await;
+    let alice = app.register("alice").await;
+    let mut a = app.connect(&alice).await;
+    for _ in 0..5 {
+        a.send_text("not json").await;
+        assert!(matches!(
+            a.recv().await,
+            ServerFrame::Error {
+                code: ErrorCode::BadFrame,
+                ..
+            }
+        ));
+    }
+    a.send_text(r#"{"type":"launch_missiles"}"#).await;
+    assert_eq!(close_code(&mut a).await, Some(1008));
+    // Another connection of the same user starts with its own allowance.
+    let mut b = app.connect(&alice).await;
+    b.send(&ClientFrame::Ping).await;
+    assert_eq!(b.recv().await, ServerFrame::Pong);
+}
+
+/// The HTTP status and text a WebSocket upgrade is refused with, if it is.
+async fn upgrade(app: &crate::helpers::TestApp, cookie: &str) -> Result<Client, (u16, String)> {
+    match Client::connect(app.addr, Some(cookie)).await {
+        Ok(client) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err((
+            res.status().as_u16(),
+            String::from_utf8_lossy(res.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("unexpected upgrade failure: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn connections_per_user_and_new_connections_per_minute_are_capped() {
+    let app = spawn_app_with(|c| {
+        c.max_connections_per_user = 2;
+        c.connects_per_minute = 4;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let first = upgrade(&app, &alice.cookie).await.expect("1st");
+    let _second = upgrade(&app, &alice.cookie).await.expect("2nd");
+    let refused = upgrade(&app, &alice.cookie)
+        .await
+        .err()
+        .expect("3rd open one");
+    assert_eq!(refused.0, 429);
+    assert!(refused.1.contains("too many connections"), "{refused:?}");
+    let _bob = upgrade(&app, &bob.cookie)
+        .await
+        .expect("others are not affected");
+    drop(first);
+    // The closed one frees its place once the server has noticed (refusals for being at the
+    // cap do not use up the per-minute allowance).
+    let third = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Ok(client) => break client,
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    drop(third);
+    let fourth = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Ok(client) => break client,
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    drop(fourth);
+    // Four new connections this minute used up the allowance.
+    let refused = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => break other,
+        }
+    };
+    let refused = refused
+        .err()
+        .expect("the 5th connection this minute is refused");
+    assert_eq!(refused.0, 429);
+    assert!(refused.1.contains("new connections"), "{refused:?}");
 }

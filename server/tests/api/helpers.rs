@@ -42,6 +42,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Flags for tests that generate traffic faster than a person types: the per-user send rate
+/// (20/s by default) would otherwise refuse most of it. The limit itself is tested in
+/// `hardening.rs`.
+pub const TRAFFIC: [&str; 4] = ["--send-rate", "1000000", "--send-burst", "1000000"];
+
+/// The same for an embedded server (`spawn_app_with(traffic)`).
+pub fn traffic(config: &mut Config) {
+    config.send_rate = 1_000_000;
+    config.send_burst = 1_000_000;
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
