@@ -195,6 +195,16 @@ impl Backend for AppState {
         }
     }
 
+    fn allow_registration(&self, peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+        match peer {
+            Some(peer) if !self.limits.allow_registration(peer) => Err(ApiError::new(
+                ApiErrorCode::RateLimited,
+                "too many accounts registered from your address; try again later",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn logout(&self, token: &str) -> Result<(), ApiError> {
         Ok(self.store.delete_session(&auth::token_hash(token)).await?)
     }

@@ -12,6 +12,7 @@
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`limits`]  rate limits per user, connection and address
+//! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
 //! - [`http`]    health and metrics
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
@@ -26,6 +27,7 @@ pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod listen;
 pub mod presence;
 pub mod store;
 pub mod ws;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub peer_limiter: Arc<LoginLimiter>,
     /// Rate limits (sends, connects, sign-ups, bad frames) and their refusal counts.
     pub limits: Arc<limits::Limits>,
+    /// What is still open (connections, WebSocket tasks): shutdown waits for it.
+    pub open: listen::Tracker,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
     pub shutdown: CancellationToken,
     pub leptos_options: LeptosOptions,
@@ -164,6 +168,7 @@ impl Server {
         });
         let state = AppState {
             limits,
+            open: listen::Tracker::default(),
             hashes: HashPool::new(config.hash_threads(), config.hash_queue),
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
             peer_limiter: Arc::new(LoginLimiter::new(
@@ -184,18 +189,13 @@ impl Server {
             format!("listening on {addr} (is another server running there? set --addr)")
         })?;
         let addr = listener.local_addr()?;
-        // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and delayed ACKs can hold
-        // a frame back ~40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let router = router(state.clone());
-        let shutdown = state.shutdown.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service())
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        });
+        let door = listen::Door {
+            max_connections: state.config.max_connections,
+            header_timeout: state.config.header_timeout(),
+            limits: state.limits.clone(),
+        };
+        let task = tokio::spawn(run(state.clone(), listener, router, door));
         tracing::info!(
             %addr,
             node = %state.node_id,
@@ -206,7 +206,8 @@ impl Server {
         Ok(Server { addr, state, task })
     }
 
-    /// Stops accepting, closes every WebSocket with 1001, and waits for the HTTP server to end.
+    /// Stops accepting, closes every WebSocket with 1001, and waits for them and for the commits
+    /// under way (see [`run`]).
     pub async fn stop(self) {
         self.state.shutdown.cancel();
         let _ = self.task.await;
@@ -217,6 +218,40 @@ impl Server {
         self.task.await??;
         Ok(())
     }
+}
+
+/// How long shutdown waits for connections to close and commits to finish before it gives up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves until shutdown, then ends in order: stop accepting; WebSockets close with 1001 and
+/// HTTP connections finish their request (the tracker counts both); the committer writes what
+/// was already handed to it. Whatever was acked was committed before its ack, so the order only
+/// decides what else gets stored and who hears a proper close instead of a reset.
+async fn run(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    router: Router,
+    door: listen::Door,
+) -> std::io::Result<()> {
+    listen::serve(
+        listener,
+        router,
+        door,
+        state.open.clone(),
+        state.shutdown.clone(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    if tokio::time::timeout_at(deadline, state.open.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    while !state.committer.is_idle() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// The whole HTTP surface: WebSocket, operator endpoints, server functions, pages, static files.
@@ -238,6 +273,10 @@ pub fn router(state: AppState) -> Router {
             app::shell,
         ))
         .layer(axum::middleware::from_fn(http::api_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<[std::net::IpAddr]>::from(state.config.trusted_proxies.clone()),
+            listen::client_addr,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -101,6 +101,8 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
+            // Counted as open until the close is written: shutdown waits for it.
+            let _open = state.open.open();
             let conn_user = user.username.clone();
             tracing::debug!(user = %conn_user, "websocket open");
             Connection::new(state, user, socket).run().await;
@@ -204,11 +206,20 @@ impl Connection {
                 reason: Utf8Bytes::from_static(reason),
             };
             // Best effort: a slow or vanished client may never read it.
-            let _ = timeout(
+            let sent = timeout(
                 Duration::from_secs(1),
                 self.socket.send(WsMessage::Close(Some(frame))),
             )
             .await;
+            // The closing handshake: read (and drop) what the client still sends until its own
+            // close arrives. Closing the socket with unread data in it would make the kernel
+            // send a reset, and a client may then lose our close frame and see 1006.
+            if matches!(sent, Ok(Ok(()))) {
+                let _ = timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(_)) = self.socket.recv().await {}
+                })
+                .await;
+            }
         }
     }
 

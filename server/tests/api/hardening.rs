@@ -2,12 +2,14 @@
 //! limit holds, and the promises about closing connections are kept — checked from outside,
 //! over real HTTP and WebSocket connections, as an independent client would.
 
-use crate::helpers::{spawn_app, spawn_app_with, Client, WAIT};
+use crate::helpers::{free_addr, spawn_app, spawn_app_with, Client, Node, TestApp, TRAFFIC, WAIT};
 use app::model::ConvId;
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use server::store::Durability;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -326,4 +328,251 @@ async fn connections_per_user_and_new_connections_per_minute_are_capped() {
         .expect("the 5th connection this minute is refused");
     assert_eq!(refused.0, 429);
     assert!(refused.1.contains("new connections"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_websocket_with_1001_and_keeps_every_acked_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("term.db").display());
+    let mut node = Node::start(free_addr(), &db_url, &TRAFFIC).await;
+    let app = TestApp::attach(node.addr);
+    // 5 people, 10 sockets each: one of each person's sends while the other nine listen.
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.register(&format!("user{i}")).await);
+    }
+    let names: Vec<_> = users[1..].iter().map(|u| u.user.username.clone()).collect();
+    let conv = app
+        .create_group(&users[0], "Shutdown", &names.join(","))
+        .await
+        .id;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, user) in users.iter().enumerate() {
+        for socket in 0..10 {
+            let mut client = app.connect(user).await;
+            let acked = acked.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                if socket != 0 {
+                    return (close_code(&mut client).await, mine);
+                }
+                // A sender that does not wait: a frame every millisecond while it reads acks,
+                // so the server always has unread frames when it closes.
+                let (mut out, mut incoming) = client.socket.split();
+                let writer = tokio::spawn(async move {
+                    for i in 0.. {
+                        let frame = ClientFrame::Send {
+                            conv,
+                            client_id: format!("u{n}-{i}"),
+                            body: "still here".into(),
+                        };
+                        if out
+                            .send(WsMessage::Text(frame.to_json().into()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                });
+                let code = loop {
+                    match tokio::time::timeout(WAIT, incoming.next()).await {
+                        Ok(Some(Ok(WsMessage::Text(text)))) => {
+                            if let Ok(ServerFrame::Ack { client_id, .. }) =
+                                serde_json::from_str(&text)
+                            {
+                                mine.push(client_id);
+                                acked.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Ok(Some(Ok(WsMessage::Close(frame)))) => {
+                            break frame.map(|f| u16::from(f.code))
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break None,
+                    }
+                };
+                writer.abort();
+                (code, mine)
+            }));
+        }
+    }
+    while acked.load(Ordering::SeqCst) < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = node.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    let mut all_acked = Vec::new();
+    let mut codes = Vec::new();
+    for task in tasks {
+        let (code, mine) = task.await.unwrap();
+        codes.push(code);
+        all_acked.extend(mine);
+    }
+    assert_eq!(codes, vec![Some(1001); 50], "every socket heard 1001");
+    let store = server::store::Store::connect(&db_url).await.unwrap();
+    let stored: std::collections::HashSet<String> = store
+        .after(conv, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.client_id)
+        .collect();
+    let lost: Vec<_> = all_acked
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "acked but not stored: {lost:?}");
+    println!(
+        "SIGTERM during traffic: 50 sockets closed with 1001, {} acked, {} stored, none lost",
+        all_acked.len(),
+        stored.len()
+    );
+}
+
+#[tokio::test]
+async fn half_sent_requests_time_out_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| {
+        c.header_timeout_secs = 0.5;
+        c.max_connections = 20;
+    })
+    .await;
+    // 20 partial upgrades, then silence: each is closed after the header timeout.
+    let mut half_open = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            .await
+            .unwrap();
+        half_open.push(tcp);
+    }
+    // Meanwhile the node is full: one more connection is closed at once, unanswered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, extra.read(&mut buf))
+        .await
+        .expect("closed, not left hanging");
+    assert!(matches!(n, Ok(0) | Err(_)), "refused at the cap: {n:?}");
+    for mut tcp in half_open {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "a half-sent request was closed by the server"
+        );
+    }
+    // Once they are gone there is room again.
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn login_limits_count_the_real_peer_not_a_forged_forwarded_for() {
+    let app = spawn_app_with(|c| c.login_attempts = 2).await; // 10 failures per address
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let login = |client: reqwest::Client, user: String, xff: String| {
+        let url = app.url("/api/login");
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", xff)
+                .form(&[("username", user.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let here = from("127.0.0.1");
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        // A new account and a new forged address every time: only the peer address is left.
+        statuses.push(login(here.clone(), format!("victim{i}"), format!("10.0.0.{i}")).await);
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(&statuses[10..], &[429, 429], "the peer's bucket is spent");
+    // Someone else, from another address, is not locked out by it.
+    assert_eq!(
+        login(from("127.0.0.2"), "other".into(), String::new()).await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_from_a_trusted_proxy() {
+    let app = spawn_app_with(|c| {
+        c.login_attempts = 1; // 5 failures per address
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let login = |user: String, xff: &'static str| {
+        let req = app
+            .http
+            .post(app.url("/api/login"))
+            .header("x-forwarded-for", xff);
+        async move {
+            req.form(&[("username", user.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 0..5 {
+        assert_eq!(login(format!("a{i}"), "203.0.113.7").await, 401);
+    }
+    assert_eq!(login("a9".into(), "203.0.113.7").await, 429);
+    assert_eq!(
+        login("b0".into(), "203.0.113.8").await,
+        401,
+        "another client behind the proxy"
+    );
+}
+
+#[tokio::test]
+async fn registrations_per_address_are_limited() {
+    let app = spawn_app_with(|c| c.registrations_per_hour = 2).await;
+    app.register("first").await;
+    app.register("second").await;
+    let (status, body) = app
+        .post(
+            "/api/register",
+            None,
+            &[("username", "third"), ("password", "long enough pw")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (429, json!("rate_limited")),
+        "{body}"
+    );
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let res = other
+        .post(app.url("/api/register"))
+        .form(&[("username", "third"), ("password", "long enough pw")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "another address may, and 'third' was not taken by the refusal"
+    );
 }

@@ -345,6 +345,18 @@ impl Node {
         panic!("tidings did not come up on {addr}");
     }
 
+    /// SIGTERM, then wait (up to 30 s) for the process to exit; its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("running").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("exit status")
+    }
+
     /// SIGKILL, and leave it dead.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
