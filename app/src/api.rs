@@ -151,6 +151,19 @@ pub async fn logout() -> Result<(), ApiError> {
     .await
 }
 
+/// Ends every session of the current user (all devices) and clears this one's cookie.
+#[server(endpoint = "logout_everywhere")]
+pub async fn logout_everywhere() -> Result<(), ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.logout_everywhere(&me).await?;
+        ssr::clear_session_cookie();
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
+}
+
 /// Who is logged in: the user, or `null` without a valid session.
 #[server(endpoint = "me")]
 pub async fn me() -> Result<Option<UserRef>, ApiError> {
@@ -303,6 +316,8 @@ pub mod ssr {
             peer: &str,
         ) -> Result<(UserRef, String), ApiError>;
         async fn logout(&self, token: &str) -> Result<(), ApiError>;
+        /// Ends every session of `me` and closes all their connections.
+        async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError>;
         /// Whether the caller (by address, when known) may register another account now;
         /// `RateLimited` if not.
         fn allow_registration(&self, _peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {

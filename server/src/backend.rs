@@ -3,7 +3,8 @@
 //! checks what the user may do, changes the store, and tells the affected connections.
 
 use crate::auth::{self, SESSION_TTL};
-use crate::bus::UserNote;
+use crate::bus::{Sessions, UserNote};
+use crate::hub::session_key;
 use crate::store::{Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
@@ -206,7 +207,22 @@ impl Backend for AppState {
     }
 
     async fn logout(&self, token: &str) -> Result<(), ApiError> {
-        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
+        let hash = auth::token_hash(token);
+        let user = self.store.session_user(&hash).await?;
+        self.store.delete_session(&hash).await?;
+        // The session's open WebSockets end with it (4004), on whichever node they are.
+        if let Some(user) = user {
+            self.bus
+                .end_sessions(user.id, Sessions::One(session_key(&hash)));
+        }
+        Ok(())
+    }
+
+    async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError> {
+        self.store.delete_sessions_of(me.id).await?;
+        self.bus.end_sessions(me.id, Sessions::All);
+        tracing::info!(user = %me.username, "logged out everywhere");
+        Ok(())
     }
 
     async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {

@@ -11,7 +11,7 @@
 //! usual case — arms no timer. Socket buffers start small (a few KiB): an idle connection costs
 //! little, and tungstenite grows a buffer only while a big frame needs it.
 
-use crate::hub::{CloseReason, Conn};
+use crate::hub::{session_key, CloseReason, Conn};
 use crate::limits::{Limiter, Refusals};
 use crate::store::NewMessage;
 use crate::AppState;
@@ -51,6 +51,7 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const IDLE_TIMEOUT: u16 = 4002;
     pub const RESYNC: u16 = 4003;
+    pub const LOGGED_OUT: u16 = 4004;
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -69,6 +70,7 @@ pub async fn upgrade(
         )
             .into_response();
     };
+    let session = session_key(&crate::auth::token_hash(&token));
     let user = match state.authenticate(&token).await {
         Ok(user) => user,
         Err(e) => {
@@ -105,7 +107,7 @@ pub async fn upgrade(
             let _open = state.open.open();
             let conn_user = user.username.clone();
             tracing::debug!(user = %conn_user, "websocket open");
-            Connection::new(state, user, socket).run().await;
+            Connection::new(state, user, session, socket).run().await;
             tracing::debug!(user = %conn_user, "websocket closed");
         })
 }
@@ -160,6 +162,8 @@ struct Connection {
     state: AppState,
     user: UserRef,
     socket: WebSocket,
+    /// The session it was opened under ([`session_key`]): its logout closes this connection.
+    session: u64,
     /// Conversations still to replay for `sync`, with the last seq already sent.
     replay: Replay,
     /// The user's send allowance on this node, shared with their other connections.
@@ -169,12 +173,13 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, user: UserRef, socket: WebSocket) -> Self {
+    fn new(state: AppState, user: UserRef, session: u64, socket: WebSocket) -> Self {
         let sends = state.limits.sender(user.id);
         Connection {
             state,
             user,
             socket,
+            session,
             replay: Replay::default(),
             sends,
             bad_frames: None,
@@ -182,10 +187,11 @@ impl Connection {
     }
 
     async fn run(mut self) {
-        let (conn, mut queue) = self
-            .state
-            .hub
-            .connect(self.user.id, self.state.config.outbound_queue);
+        let (conn, mut queue) = self.state.hub.connect_session(
+            self.user.id,
+            self.session,
+            self.state.config.outbound_queue,
+        );
         let end = self.serve(&conn, &mut queue).await;
         if let Some(convs) = self.state.hub.disconnect(&conn) {
             self.state
@@ -621,6 +627,7 @@ fn read_failed(error: axum::Error) -> End {
 fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
         Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
+        Some(CloseReason::LoggedOut) => End::Close(close::LOGGED_OUT, "logged out"),
         Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
     }
 }

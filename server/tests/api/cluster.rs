@@ -309,3 +309,31 @@ async fn presence_crosses_nodes_and_a_killed_nodes_users_go_offline() {
     drop(nodes);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn logging_out_on_one_node_closes_the_sessions_sockets_on_another() {
+    let (nodes, db) = cluster(2).await;
+    let apps: Vec<TestApp> = nodes.iter().map(|n| TestApp::attach(n.addr)).collect();
+    let alice = apps[0].register("alice").await;
+    let mut elsewhere = apps[1].connect(&alice).await;
+    let (status, _) = apps[0].post("/api/logout", Some(&alice.cookie), &[]).await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    let code = loop {
+        use futures::StreamExt;
+        match tokio::time::timeout_at(deadline, elsewhere.socket.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                break frame.map(|f| u16::from(f.code))
+            }
+            Ok(Some(Ok(_))) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(
+        code,
+        Some(4004),
+        "closed through the bus, on the other node"
+    );
+    drop(nodes);
+    db.drop_db().await;
+}

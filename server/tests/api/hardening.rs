@@ -576,3 +576,58 @@ async fn registrations_per_address_are_limited() {
         "another address may, and 'third' was not taken by the refusal"
     );
 }
+
+#[tokio::test]
+async fn logout_closes_that_sessions_websockets_and_logout_everywhere_closes_all() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let res = app
+        .http
+        .post(app.url("/api/login"))
+        .form(&[("username", "alice"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    let phone = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut laptop_tabs = [
+        Client::connect(app.addr, Some(&alice.cookie))
+            .await
+            .unwrap(),
+        Client::connect(app.addr, Some(&alice.cookie))
+            .await
+            .unwrap(),
+    ];
+    let mut on_phone = Client::connect(app.addr, Some(&phone)).await.unwrap();
+
+    let (status, _) = app.post("/api/logout", Some(&alice.cookie), &[]).await;
+    assert_eq!(status, 200);
+    for tab in &mut laptop_tabs {
+        assert_eq!(
+            close_code(tab).await,
+            Some(4004),
+            "the session's sockets close"
+        );
+    }
+    assert_eq!(
+        upgrade(&app, &alice.cookie).await.err().map(|e| e.0),
+        Some(401)
+    );
+    on_phone.send(&ClientFrame::Ping).await;
+    assert_eq!(
+        on_phone.recv().await,
+        ServerFrame::Pong,
+        "other sessions stay"
+    );
+
+    let (status, _) = app.post("/api/logout_everywhere", Some(&phone), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(close_code(&mut on_phone).await, Some(4004));
+    let (_, me) = app.post("/api/me", Some(&phone), &[]).await;
+    assert_eq!(me, serde_json::Value::Null, "every session is gone");
+}
