@@ -243,6 +243,11 @@ impl Backend for AppState {
 
     async fn open_direct(&self, me: &UserRef, other: Username) -> Result<Conversation, ApiError> {
         let other = self.find_user(&other).await?;
+        if other.id == me.id {
+            return Err(ApiError::invalid(
+                "a direct chat needs another person: open one with someone else's username",
+            ));
+        }
         let (conv, created) = self.store.open_direct(me.id, other.id).await?;
         if created {
             self.announce(conv, &[]).await?;

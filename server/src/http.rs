@@ -1,5 +1,6 @@
-//! Operator endpoints: `/healthz` (is this node serving, can it reach its database) and
-//! `/metrics` (Prometheus text format). Read-only views of the other modules' counters.
+//! Operator endpoints: `/healthz` (is this process alive, and a report), `/readyz` (can it
+//! serve: database and, in a cluster, Redis reachable) and `/metrics` (Prometheus text format).
+//! Read-only views of the other modules' counters.
 
 use crate::AppState;
 use axum::extract::State;
@@ -8,13 +9,44 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::atomic::Ordering;
 
-/// `GET /healthz`: 200 with a JSON report when the database answers, 503 otherwise.
+/// How long a readiness check waits for the database.
+const DB_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn database_ok(state: &AppState) -> bool {
+    matches!(
+        tokio::time::timeout(DB_CHECK, state.store.ping()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// `GET /readyz`: 200 `{"ready":true,…}` when the database answers (within 2 s) and, in a
+/// cluster, the Redis subscription is up; 503 with `"ready":false` otherwise. For load balancers:
+/// send traffic only to ready nodes.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let db_ok = database_ok(&state).await;
+    let redis = state.bus.redis_state();
+    let ready = db_ok && redis != "down";
+    let body = serde_json::json!({
+        "ready": ready,
+        "database": if db_ok { "ok" } else { "down" },
+        "redis": redis,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /healthz`: the process is alive: always 200, with a JSON report (whether it can serve
+/// is `/readyz`'s question).
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let db_ok = state.store.ping().await.is_ok();
+    let db_ok = database_ok(&state).await;
     let (connections, users) = state.hub.counts();
     let body = serde_json::json!({
         "status": if db_ok { "ok" } else { "degraded" },
-        "database": if db_ok { "ok" } else { "unreachable" },
+        "database": if db_ok { "ok" } else { "down" },
         "version": env!("CARGO_PKG_VERSION"),
         "node": &*state.node_id,
         "redis": state.bus.redis_state(),
@@ -22,12 +54,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "connections": connections,
         "users_online": users,
     });
-    let status = if db_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 /// `GET /metrics`: counters and gauges in Prometheus' text exposition format.
@@ -91,7 +118,26 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             commit.failed_batches.load(Ordering::Relaxed),
         ),
     ];
-    let mut out = String::with_capacity(1024);
+    let refusals = &state.limits.refusals;
+    let refused: [(&str, &std::sync::atomic::AtomicU64); 6] = [
+        ("send", &refusals.sends),
+        ("connect", &refusals.connects),
+        ("connections_per_user", &refusals.connections_per_user),
+        ("connections_per_node", &refusals.connections_per_node),
+        ("registration", &refusals.registrations),
+        ("bad_frames_close", &refusals.bad_frame_closes),
+    ];
+    let mut out = String::with_capacity(2048);
+    out.push_str(
+        "# HELP tidings_rate_limited_total Requests refused by a limit, by limit\n\
+         # TYPE tidings_rate_limited_total counter\n",
+    );
+    for (limit, count) in refused {
+        out.push_str(&format!(
+            "tidings_rate_limited_total{{limit=\"{limit}\"}} {}\n",
+            count.load(Ordering::Relaxed)
+        ));
+    }
     for (name, kind, help, value) in rows {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"

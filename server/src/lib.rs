@@ -262,6 +262,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
         .leptos_routes_with_context(
             &state,

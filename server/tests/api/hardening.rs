@@ -631,3 +631,106 @@ async fn logout_closes_that_sessions_websockets_and_logout_everywhere_closes_all
     let (_, me) = app.post("/api/me", Some(&phone), &[]).await;
     assert_eq!(me, serde_json::Value::Null, "every session is gone");
 }
+
+#[tokio::test]
+async fn readyz_answers_503_while_redis_is_down_and_healthz_stays_200() {
+    let mut redis = crate::helpers::RedisServer::start(free_addr().port()).await;
+    let url = redis.url();
+    let app = spawn_app_with(|c| c.redis_url = Some(url)).await;
+    let get = |path: &'static str| {
+        let req = app.http.get(app.url(path));
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, ready) = get("/readyz").await;
+    assert_eq!(
+        (status, ready["ready"].clone()),
+        (200, json!(true)),
+        "{ready}"
+    );
+    redis.kill().await;
+    let mut answer = get("/readyz").await;
+    for _ in 0..100 {
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = get("/readyz").await;
+    }
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert_eq!(
+        (answer.1["ready"].clone(), answer.1["redis"].clone()),
+        (json!(false), json!("down"))
+    );
+    let (status, health) = get("/healthz").await;
+    assert_eq!(
+        (status, health["redis"].clone()),
+        (200, json!("down")),
+        "alive all the same"
+    );
+}
+
+#[tokio::test]
+async fn a_direct_chat_with_yourself_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let (status, body) = app
+        .post(
+            "/api/open_direct",
+            Some(&alice.cookie),
+            &[("username", "alice")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("invalid")),
+        "{body}"
+    );
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn metrics_count_refusals_by_limit() {
+    let app = spawn_app_with(|c| {
+        c.send_rate = 1;
+        c.send_burst = 1;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    let mut a = app.connect(&alice).await;
+    a.send_message(conv, "one", "hi").await;
+    a.send_message(conv, "two", "hi").await;
+    a.expect_ack("one").await;
+    a.expect(|f| {
+        matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("tidings_rate_limited_total{limit=\"send\"} 1\n"),
+        "{text}"
+    );
+}
