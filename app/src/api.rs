@@ -114,6 +114,7 @@ pub async fn register(username: String, password: String) -> Result<UserRef, Api
         let username = Username::parse(&username)?;
         let password = Password::parse(&password)?;
         let backend = ssr::backend()?;
+        backend.allow_registration(ssr::client_addr())?;
         let (user, token) = backend.register(username, password).await?;
         ssr::set_session_cookie(&token);
         leptos_axum::redirect("/");
@@ -143,6 +144,19 @@ pub async fn logout() -> Result<(), ApiError> {
         if let Some(token) = ssr::session_token() {
             ssr::backend()?.logout(&token).await?;
         }
+        ssr::clear_session_cookie();
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
+}
+
+/// Ends every session of the current user (all devices) and clears this one's cookie.
+#[server(endpoint = "logout_everywhere")]
+pub async fn logout_everywhere() -> Result<(), ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.logout_everywhere(&me).await?;
         ssr::clear_session_cookie();
         leptos_axum::redirect("/login");
         Ok(())
@@ -302,6 +316,13 @@ pub mod ssr {
             peer: &str,
         ) -> Result<(UserRef, String), ApiError>;
         async fn logout(&self, token: &str) -> Result<(), ApiError>;
+        /// Ends every session of `me` and closes all their connections.
+        async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError>;
+        /// Whether the caller (by address, when known) may register another account now;
+        /// `RateLimited` if not.
+        fn allow_registration(&self, _peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+            Ok(())
+        }
         /// The user a session token belongs to, or `Unauthorized`.
         async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError>;
         /// Extra attributes for the session cookie (e.g. "; Secure").
@@ -380,17 +401,21 @@ pub mod ssr {
         Ok((backend, user))
     }
 
-    /// Who is calling, for rate limits: the first `X-Forwarded-For` hop or "direct".
-    pub fn peer_key() -> String {
+    /// The address a request comes from, as the server determined it (the connection's peer,
+    /// or what a trusted proxy says it forwarded); the server puts it in the request.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ClientAddr(pub std::net::IpAddr);
+
+    /// The caller's address, if the server told us.
+    pub fn client_addr() -> Option<std::net::IpAddr> {
         use_context::<Parts>()
-            .and_then(|p| {
-                p.headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .map(|v| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| "direct".to_owned())
+            .and_then(|p| p.extensions.get::<ClientAddr>().copied())
+            .map(|ClientAddr(ip)| ip)
+    }
+
+    /// Who is calling, for rate limits: the caller's address, or "unknown".
+    pub fn peer_key() -> String {
+        client_addr().map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     }
 
     pub fn set_session_cookie(token: &str) {

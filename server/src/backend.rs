@@ -3,7 +3,8 @@
 //! checks what the user may do, changes the store, and tells the affected connections.
 
 use crate::auth::{self, SESSION_TTL};
-use crate::bus::UserNote;
+use crate::bus::{Sessions, UserNote};
+use crate::hub::session_key;
 use crate::store::{Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
@@ -202,8 +203,33 @@ impl Backend for AppState {
         }
     }
 
+    fn allow_registration(&self, peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+        match peer {
+            Some(peer) if !self.limits.allow_registration(peer) => Err(ApiError::new(
+                ApiErrorCode::RateLimited,
+                "too many accounts registered from your address; try again later",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn logout(&self, token: &str) -> Result<(), ApiError> {
-        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
+        let hash = auth::token_hash(token);
+        let user = self.store.session_user(&hash).await?;
+        self.store.delete_session(&hash).await?;
+        // The session's open WebSockets end with it (4004), on whichever node they are.
+        if let Some(user) = user {
+            self.bus
+                .end_sessions(user.id, Sessions::One(session_key(&hash)));
+        }
+        Ok(())
+    }
+
+    async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError> {
+        self.store.delete_sessions_of(me.id).await?;
+        self.bus.end_sessions(me.id, Sessions::All);
+        tracing::info!(user = %me.username, "logged out everywhere");
+        Ok(())
     }
 
     async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {
@@ -224,6 +250,11 @@ impl Backend for AppState {
 
     async fn open_direct(&self, me: &UserRef, other: Username) -> Result<Conversation, ApiError> {
         let other = self.find_user(&other).await?;
+        if other.id == me.id {
+            return Err(ApiError::invalid(
+                "a direct chat needs another person: open one with someone else's username",
+            ));
+        }
         let (conv, created) = self.store.open_direct(me.id, other.id).await?;
         if created {
             self.announce(conv, &[]).await?;
@@ -284,7 +315,12 @@ impl Backend for AppState {
         if let Some(removed) = self.store.remove_member(conv, me.id, user.id).await? {
             self.publish_event(removed);
         }
-        self.announce(conv, &[(user.id, last_view)]).await?;
+        self.announce(conv, &[(user.id, last_view.clone())]).await?;
+        if user.id == me.id {
+            // Removing yourself is leaving: there is no view of the group left to show, so the
+            // answer is the last one (the same the `removed` frame carries).
+            return Ok(last_view);
+        }
         self.view(me, conv).await
     }
 

@@ -51,6 +51,31 @@ pub struct UserNote {
     pub frames: Vec<ServerFrame>,
 }
 
+/// Ends sessions' connections on every node: carried on the user's channel beside `UserNote`s.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndSessions {
+    pub end_sessions: Sessions,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Sessions {
+    /// The connections opened under this session key (`hub::session_key`).
+    One(u64),
+    /// All of the user's connections.
+    All,
+}
+
+impl Sessions {
+    fn key(self) -> Option<u64> {
+        match self {
+            Sessions::One(key) => Some(key),
+            Sessions::All => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub enum Bus {
     Local(Arc<Hub>),
@@ -102,6 +127,22 @@ impl Bus {
         };
         apply(hub, user, &note);
         if let Bus::Redis(bus) = self {
+            let payload = serde_json::to_string(&note).expect("notes serialize");
+            bus.send(Topic::User(user), &payload);
+        }
+    }
+
+    /// Closes the connections of `user`'s ended `sessions` with "logged out", on every node.
+    pub fn end_sessions(&self, user: UserId, sessions: Sessions) {
+        let hub = match self {
+            Bus::Local(hub) => hub,
+            Bus::Redis(bus) => &bus.hub,
+        };
+        hub.end_sessions(user, sessions.key());
+        if let Bus::Redis(bus) = self {
+            let note = EndSessions {
+                end_sessions: sessions,
+            };
             let payload = serde_json::to_string(&note).expect("notes serialize");
             bus.send(Topic::User(user), &payload);
         }
@@ -255,7 +296,10 @@ impl RedisBus {
             }
             Topic::User(user) => match serde_json::from_str::<UserNote>(payload) {
                 Ok(note) => apply(&self.hub, user, &note),
-                Err(e) => tracing::warn!(error = %e, "unreadable note on the bus"),
+                Err(e) => match serde_json::from_str::<EndSessions>(payload) {
+                    Ok(end) => self.hub.end_sessions(user, end.end_sessions.key()),
+                    Err(_) => tracing::warn!(error = %e, "unreadable note on the bus"),
+                },
             },
             Topic::Presence => match serde_json::from_str::<PresenceNote>(payload) {
                 Ok(note) => self.presence.heard(note),

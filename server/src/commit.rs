@@ -14,7 +14,7 @@ use crate::fanout::{Committed, Fanout, Outcome};
 use crate::hub::Conn;
 use crate::store::{Appended, NewEntry, Refusal, Store};
 use app::protocol::{ErrorCode, ServerFrame};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -30,6 +30,8 @@ pub struct CommitStats {
     pub duplicates: AtomicU64,
     pub batches: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// True while a batch is being stored and handed over (set once per batch).
+    pub committing: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -53,6 +55,12 @@ impl Committer {
         Committer { queue, stats }
     }
 
+    /// True when nothing waits to be committed and no batch is under way (for shutdown).
+    pub fn is_idle(&self) -> bool {
+        self.queue.capacity() == self.queue.max_capacity()
+            && !self.stats.committing.load(Ordering::Acquire)
+    }
+
     /// Queues a validated message. Waits only when the queue is full, which slows down the
     /// connections that send, never the ones that receive.
     pub async fn submit(&self, message: NewEntry, reply_to: Conn) -> Result<(), Stopped> {
@@ -72,6 +80,7 @@ async fn run(
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
+        stats.committing.store(true, Ordering::Release);
         // The messages move into the store (its SQLite writer runs on another thread); the
         // senders and client ids stay here to answer them.
         let (messages, senders): (Vec<NewEntry>, Vec<(Conn, String)>) = batch
@@ -105,6 +114,7 @@ async fn run(
                 }
             }
         }
+        stats.committing.store(false, Ordering::Release);
     }
 }
 

@@ -1,8 +1,9 @@
 //! Configuration: every setting is a command-line flag with an environment variable behind it
 //! (`tidings --help` lists them). Parsing only; nothing here opens files or sockets.
 
+use crate::store::Durability;
 use clap::Parser;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Tidings: a real-time chat server. With no settings it runs everything in one process on a
@@ -14,7 +15,8 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_ADDR")]
     pub addr: Option<SocketAddr>,
 
-    /// Where history lives: sqlite://PATH (created if missing).
+    /// Where history lives: sqlite://PATH (created if missing) or
+    /// mysql://USER:PASSWORD@HOST:PORT/DATABASE (MySQL or MariaDB; the database must exist).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tidings.db")]
     pub database_url: String,
 
@@ -86,6 +88,56 @@ pub struct Config {
         default_value = "info,sqlx=warn,tower_http=info"
     )]
     pub log: String,
+
+    /// When a message counts as stored (SQLite): `full` syncs every commit to disk before the
+    /// ack (survives power loss; one sync per group-committed batch), `normal` syncs only at
+    /// checkpoints (survives the process being killed, not an OS crash). MySQL/MariaDB: set by
+    /// the database server (innodb_flush_log_at_trx_commit).
+    #[arg(long, env = "TIDINGS_DURABILITY", value_enum, default_value_t = Durability::Full)]
+    pub durability: Durability,
+
+    /// Most open connections (HTTP and WebSocket together) this node holds; a connection beyond
+    /// it is closed as soon as it is accepted.
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Most WebSockets one user may have open on this node; a further upgrade answers 429.
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub max_connections_per_user: usize,
+
+    /// New WebSockets one user may open per minute on this node (a burst of as many, refilled
+    /// evenly); a further upgrade answers 429.
+    #[arg(long, env = "TIDINGS_CONNECTS_PER_MINUTE", default_value_t = 30)]
+    pub connects_per_minute: u32,
+
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive HTTP
+    /// connection stays open. A connection that sends part of a request and goes silent is
+    /// closed after this.
+    #[arg(long, env = "TIDINGS_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+
+    /// Messages one user may send per second on this node, sustained (all their connections
+    /// together); beyond it a `send` is answered `rate_limited` and not stored.
+    #[arg(long, env = "TIDINGS_SEND_RATE", default_value_t = 20)]
+    pub send_rate: u32,
+
+    /// Messages one user may send at once before the per-second rate applies.
+    #[arg(long, env = "TIDINGS_SEND_BURST", default_value_t = 40)]
+    pub send_burst: u32,
+
+    /// Refused frames (unreadable, too large, not yours) one connection may send per minute;
+    /// beyond it the connection is closed with 1008.
+    #[arg(long, env = "TIDINGS_BAD_FRAMES_PER_MINUTE", default_value_t = 30)]
+    pub bad_frames_per_minute: u32,
+
+    /// Accounts one address may register per hour (a burst of as many, refilled evenly).
+    #[arg(long, env = "TIDINGS_REGISTRATIONS_PER_HOUR", default_value_t = 30)]
+    pub registrations_per_hour: u32,
+
+    /// Proxies (IP addresses, comma separated) whose `X-Forwarded-For` is believed. A request
+    /// from anyone else is counted under its own peer address, whatever that header says.
+    #[arg(long, env = "TIDINGS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Config {
@@ -95,6 +147,10 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout_secs.max(0.1))
     }
 
     /// How many password-hashing threads to run.

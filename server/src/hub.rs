@@ -24,6 +24,8 @@ pub enum CloseReason {
     SlowConsumer,
     /// This node may have missed frames from other nodes (Redis came back): catch up.
     Resync,
+    /// Its session ended (logout, or logout everywhere): the connection must not outlive it.
+    LoggedOut,
 }
 
 /// The one signal a connection's task waits on besides its socket and queue. One token per
@@ -40,6 +42,8 @@ struct Closing {
 pub struct Conn {
     pub id: u64,
     pub user: UserId,
+    /// Which of the user's sessions opened it ([`session_key`]); logout closes its connections.
+    pub session: u64,
     queue: mpsc::Sender<Utf8Bytes>,
     closing: Arc<Closing>,
 }
@@ -62,6 +66,7 @@ impl Conn {
         let code = match reason {
             CloseReason::SlowConsumer => 1,
             CloseReason::Resync => 2,
+            CloseReason::LoggedOut => 3,
         };
         if self
             .closing
@@ -84,9 +89,19 @@ impl Conn {
         match self.closing.reason.load(Ordering::Acquire) {
             1 => Some(CloseReason::SlowConsumer),
             2 => Some(CloseReason::Resync),
+            3 => Some(CloseReason::LoggedOut),
             _ => None,
         }
     }
+}
+
+/// A short key for a session, from its token's hash (`auth::token_hash`): what a connection
+/// remembers of the session it was opened under, so logout can find it. 64 bits of a SHA-256.
+pub fn session_key(token_hash: &str) -> u64 {
+    token_hash
+        .get(..16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
 }
 
 /// Whom a publish leaves out.
@@ -163,10 +178,21 @@ impl Hub {
     /// and the receiving end of its queue. If this is the user's first connection, everyone who
     /// shares a conversation with them is told they came online (after `set_conversations`).
     pub fn connect(&self, user: UserId, capacity: usize) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+        self.connect_session(user, 0, capacity)
+    }
+
+    /// [`Hub::connect`] for a connection opened under the session with key `session`.
+    pub fn connect_session(
+        &self,
+        user: UserId,
+        session: u64,
+        capacity: usize,
+    ) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let conn = Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
+            session,
             queue,
             closing: Arc::default(),
         };
@@ -331,6 +357,22 @@ impl Hub {
             .joined
             .get(&user)
             .is_some_and(|convs| convs.contains(&conv))
+    }
+
+    /// Closes `user`'s connections here that were opened under `session` (all of them for
+    /// `None`) with "logged out".
+    pub fn end_sessions(&self, user: UserId, session: Option<u64>) {
+        let inner = self.lock();
+        for conn in inner.conns.get(&user).into_iter().flatten() {
+            if session.is_none_or(|s| s == conn.session) {
+                conn.close(CloseReason::LoggedOut);
+            }
+        }
+    }
+
+    /// How many connections `user` has open here.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.lock().conns.get(&user).map_or(0, Vec::len)
     }
 
     pub fn is_online(&self, user: UserId) -> bool {

@@ -11,6 +11,8 @@
 //! - [`presence`] who is online anywhere in the cluster
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
+//! - [`limits`]  rate limits per user, connection and address
+//! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
 //! - [`http`]    health and metrics
 //! - [`site`]    the static site: embedded in the binary, or a folder
 
@@ -25,6 +27,8 @@ pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod limits;
+pub mod listen;
 pub mod presence;
 pub mod site;
 pub mod store;
@@ -64,6 +68,10 @@ pub struct AppState {
     pub hashes: HashPool,
     pub account_limiter: Arc<LoginLimiter>,
     pub peer_limiter: Arc<LoginLimiter>,
+    /// Rate limits (sends, connects, sign-ups, bad frames) and their refusal counts.
+    pub limits: Arc<limits::Limits>,
+    /// What is still open (connections, WebSocket tasks): shutdown waits for it.
+    pub open: listen::Tracker,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
     pub shutdown: CancellationToken,
     pub leptos_options: LeptosOptions,
@@ -99,7 +107,7 @@ impl Server {
         }
         let leptos_options = leptos_options(&config);
         let addr = leptos_options.site_addr;
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect_with(&config.database_url, config.durability)
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
         let node_id: Arc<str> = config
@@ -146,7 +154,23 @@ impl Server {
             ));
         }
         let window = Duration::from_secs(300);
+        let limits = Arc::new(limits::Limits::new(&config));
+        tokio::spawn({
+            let limits = Arc::downgrade(&limits);
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    match limits.upgrade() {
+                        Some(limits) => limits.housekeeping(),
+                        None => return,
+                    }
+                }
+            }
+        });
         let state = AppState {
+            limits,
+            open: listen::Tracker::default(),
             hashes: HashPool::new(config.hash_threads(), config.hash_queue),
             account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
             peer_limiter: Arc::new(LoginLimiter::new(
@@ -167,18 +191,13 @@ impl Server {
             format!("listening on {addr} (is another server running there? set --addr)")
         })?;
         let addr = listener.local_addr()?;
-        // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and delayed ACKs can hold
-        // a frame back ~40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let router = router(state.clone());
-        let shutdown = state.shutdown.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service())
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        });
+        let door = listen::Door {
+            max_connections: state.config.max_connections,
+            header_timeout: state.config.header_timeout(),
+            limits: state.limits.clone(),
+        };
+        let task = tokio::spawn(run(state.clone(), listener, router, door));
         tracing::info!(
             %addr,
             site = match site::Source::for_config(&state.config) {
@@ -193,7 +212,8 @@ impl Server {
         Ok(Server { addr, state, task })
     }
 
-    /// Stops accepting, closes every WebSocket with 1001, and waits for the HTTP server to end.
+    /// Stops accepting, closes every WebSocket with 1001, and waits for them and for the commits
+    /// under way (see [`run`]).
     pub async fn stop(self) {
         self.state.shutdown.cancel();
         let _ = self.task.await;
@@ -206,6 +226,40 @@ impl Server {
     }
 }
 
+/// How long shutdown waits for connections to close and commits to finish before it gives up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves until shutdown, then ends in order: stop accepting; WebSockets close with 1001 and
+/// HTTP connections finish their request (the tracker counts both); the committer writes what
+/// was already handed to it. Whatever was acked was committed before its ack, so the order only
+/// decides what else gets stored and who hears a proper close instead of a reset.
+async fn run(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    router: Router,
+    door: listen::Door,
+) -> std::io::Result<()> {
+    listen::serve(
+        listener,
+        router,
+        door,
+        state.open.clone(),
+        state.shutdown.clone(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    if tokio::time::timeout_at(deadline, state.open.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    while !state.committer.is_idle() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// The whole HTTP surface: WebSocket, operator endpoints, server functions, pages, static files.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
@@ -214,6 +268,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
         .leptos_routes_with_context(
             &state,
@@ -222,6 +277,11 @@ pub fn router(state: AppState) -> Router {
             move || app::shell(options.clone()),
         )
         .fallback(site::fallback)
+        .layer(axum::middleware::from_fn(http::api_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<[std::net::IpAddr]>::from(state.config.trusted_proxies.clone()),
+            listen::client_addr,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

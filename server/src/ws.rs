@@ -11,7 +11,8 @@
 //! usual case — arms no timer. Socket buffers start small (a few KiB): an idle connection costs
 //! little, and tungstenite grows a buffer only while a big frame needs it.
 
-use crate::hub::{CloseReason, Conn};
+use crate::hub::{session_key, CloseReason, Conn};
+use crate::limits::{Limiter, Refusals};
 use crate::store::{NewEntry, Op};
 use crate::AppState;
 use app::api::ssr::session_token_from_headers;
@@ -23,6 +24,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 
@@ -43,10 +45,13 @@ const WRITE_BATCH: usize = 64;
 /// Close codes (4000–4999 are the application's own).
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const IDLE_TIMEOUT: u16 = 4002;
     pub const RESYNC: u16 = 4003;
+    pub const LOGGED_OUT: u16 = 4004;
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -65,6 +70,7 @@ pub async fn upgrade(
         )
             .into_response();
     };
+    let session = session_key(&crate::auth::token_hash(&token));
     let user = match state.authenticate(&token).await {
         Ok(user) => user,
         Err(e) => {
@@ -75,14 +81,33 @@ pub async fn upgrade(
                 .into_response()
         }
     };
+    // Limits per user, checked before the upgrade so a refused client costs no socket task.
+    let open = state.hub.connections_of(user.id);
+    if open >= state.config.max_connections_per_user {
+        Refusals::count(&state.limits.refusals.connections_per_user);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many connections: you have {open} open; close a tab or wait\n"),
+        )
+            .into_response();
+    }
+    if !state.limits.allow_connect(user.id) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many new connections this minute; wait and reconnect\n",
+        )
+            .into_response();
+    }
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
+            // Counted as open until the close is written: shutdown waits for it.
+            let _open = state.open.open();
             let conn_user = user.username.clone();
             tracing::debug!(user = %conn_user, "websocket open");
-            Connection::new(state, user, socket).run().await;
+            Connection::new(state, user, session, socket).run().await;
             tracing::debug!(user = %conn_user, "websocket closed");
         })
 }
@@ -103,6 +128,28 @@ fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
         || extra.iter().any(|o| o.trim_end_matches('/') == origin)
 }
 
+/// The conversations a connection still has to replay for `sync`, in order, each with the last
+/// seq already sent. Each conversation is in it at most once, so however often a client repeats
+/// `sync` it holds no more entries than the user has conversations.
+#[derive(Default)]
+struct Replay(VecDeque<(ConvId, Seq)>);
+
+impl Replay {
+    /// Adds a replay of `conv` after `after`. If `conv` is already waiting or under way it keeps
+    /// its place, and its position moves forward if the client holds more than was sent: what
+    /// this connection already sent is on its way to the client anyway.
+    fn request(&mut self, conv: ConvId, after: Seq) {
+        match self.0.iter_mut().find(|(c, _)| *c == conv) {
+            Some(entry) => entry.1 = entry.1.max(after),
+            None => self.0.push_back((conv, after)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Why the connection loop ended.
 enum End {
     /// The client closed or vanished; nothing more to send.
@@ -115,25 +162,36 @@ struct Connection {
     state: AppState,
     user: UserRef,
     socket: WebSocket,
+    /// The session it was opened under ([`session_key`]): its logout closes this connection.
+    session: u64,
     /// Conversations still to replay for `sync`, with the last seq already sent.
-    replay: VecDeque<(ConvId, Seq)>,
+    replay: Replay,
+    /// The user's send allowance on this node, shared with their other connections.
+    sends: Arc<Limiter>,
+    /// This connection's allowance of refused frames; made at the first refusal.
+    bad_frames: Option<Box<Limiter>>,
 }
 
 impl Connection {
-    fn new(state: AppState, user: UserRef, socket: WebSocket) -> Self {
+    fn new(state: AppState, user: UserRef, session: u64, socket: WebSocket) -> Self {
+        let sends = state.limits.sender(user.id);
         Connection {
             state,
             user,
             socket,
-            replay: VecDeque::new(),
+            session,
+            replay: Replay::default(),
+            sends,
+            bad_frames: None,
         }
     }
 
     async fn run(mut self) {
-        let (conn, mut queue) = self
-            .state
-            .hub
-            .connect(self.user.id, self.state.config.outbound_queue);
+        let (conn, mut queue) = self.state.hub.connect_session(
+            self.user.id,
+            self.session,
+            self.state.config.outbound_queue,
+        );
         let end = self.serve(&conn, &mut queue).await;
         if let Some(convs) = self.state.hub.disconnect(&conn) {
             self.state
@@ -154,11 +212,20 @@ impl Connection {
                 reason: Utf8Bytes::from_static(reason),
             };
             // Best effort: a slow or vanished client may never read it.
-            let _ = timeout(
+            let sent = timeout(
                 Duration::from_secs(1),
                 self.socket.send(WsMessage::Close(Some(frame))),
             )
             .await;
+            // The closing handshake: read (and drop) what the client still sends until its own
+            // close arrives. Closing the socket with unread data in it would make the kernel
+            // send a reset, and a client may then lose our close frame and see 1006.
+            if matches!(sent, Ok(Ok(()))) {
+                let _ = timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(_)) = self.socket.recv().await {}
+                })
+                .await;
+            }
         }
     }
 
@@ -249,7 +316,11 @@ impl Connection {
                 _ = &mut closed => return closing(conn),
                 _ = &mut shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
                 incoming = self.socket.recv() => {
-                    let Some(Ok(msg)) = incoming else { return End::Gone };
+                    let msg = match incoming {
+                        Some(Ok(msg)) => msg,
+                        Some(Err(e)) => return read_failed(e),
+                        None => return End::Gone,
+                    };
                     last_heard = Instant::now();
                     match msg {
                         WsMessage::Text(text) => {
@@ -257,8 +328,10 @@ impl Connection {
                                 return end;
                             }
                         }
-                        WsMessage::Binary(_) => conn.push_frame(&ServerFrame::error(
-                            ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text", None)),
+                        WsMessage::Binary(_) => if let Err(end) = self.refuse(conn, ServerFrame::error(
+                            ErrorCode::BadFrame, "binary frames are not part of the protocol; send JSON text", None)) {
+                            return end;
+                        },
                         WsMessage::Close(_) => return End::Gone,
                         WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                     }
@@ -291,25 +364,25 @@ impl Connection {
     }
 
     /// Handles one client text frame. Refusals are answered with an `error` frame; only a
-    /// failure to write ends the connection.
+    /// failure to write, or too many refusals, ends the connection.
     async fn on_text(&mut self, conn: &Conn, text: &str) -> Result<(), End> {
         if text.len() > MAX_FRAME_BYTES {
-            conn.push_frame(&ServerFrame::error(
-                ErrorCode::TooLarge,
-                format!("frame is over {MAX_FRAME_BYTES} bytes"),
-                None,
-            ));
-            return Ok(());
+            return self.refuse(
+                conn,
+                ServerFrame::error(
+                    ErrorCode::TooLarge,
+                    format!("frame is over {MAX_FRAME_BYTES} bytes"),
+                    None,
+                ),
+            );
         }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                conn.push_frame(&ServerFrame::error(
-                    ErrorCode::BadFrame,
-                    format!("unreadable frame: {e}"),
-                    None,
-                ));
-                return Ok(());
+                return self.refuse(
+                    conn,
+                    ServerFrame::error(ErrorCode::BadFrame, format!("unreadable frame: {e}"), None),
+                )
             }
         };
         match frame {
@@ -362,13 +435,9 @@ impl Connection {
             ClientFrame::Sync { cursors } => {
                 for (conv, seq) in cursors {
                     if self.state.hub.is_member(self.user.id, conv) {
-                        self.replay.push_back((conv, seq.max(0)));
+                        self.replay.request(conv, seq.max(0));
                     } else {
-                        conn.push_frame(&ServerFrame::error(
-                            ErrorCode::NotMember,
-                            format!("cannot sync conversation {conv}: you are not a member"),
-                            None,
-                        ));
+                        self.refuse_outsider(conn, conv, "sync").await?;
                     }
                 }
                 if self.replay.is_empty() {
@@ -389,6 +458,8 @@ impl Connection {
                         }
                         Err(e) => tracing::warn!(error = %e, "storing a read receipt failed"),
                     }
+                } else {
+                    self.refuse_outsider(conn, conv, "mark as read").await?;
                 }
                 Ok(())
             }
@@ -399,6 +470,8 @@ impl Connection {
                         user: self.user.clone(),
                     };
                     self.state.bus.publish(conv, &typing);
+                } else {
+                    self.refuse_outsider(conn, conv, "type in").await?;
                 }
                 Ok(())
             }
@@ -407,6 +480,51 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Answers a frame about a conversation this user is not in: `unknown_conversation` when it
+    /// does not exist, `not_member` when it does (only refusals pay for the lookup).
+    async fn refuse_outsider(&mut self, conn: &Conn, conv: ConvId, what: &str) -> Result<(), End> {
+        let frame = match self.state.store.kind(conv).await {
+            Ok(None) => ServerFrame::error(
+                ErrorCode::UnknownConversation,
+                format!("cannot {what} conversation {conv}: there is no such conversation"),
+                None,
+            ),
+            Ok(Some(_)) => ServerFrame::error(
+                ErrorCode::NotMember,
+                format!("cannot {what} conversation {conv}: you are not a member"),
+                None,
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up a conversation failed");
+                ServerFrame::error(
+                    ErrorCode::Internal,
+                    format!("cannot {what} conversation {conv} now; retry"),
+                    None,
+                )
+            }
+        };
+        self.refuse(conn, frame)
+    }
+
+    /// Answers a refused frame with `error`, and closes the connection (1008) once it has sent
+    /// more refused frames than the configured rate: a client stuck in a loop of bad frames, or
+    /// probing, should not cost the server work forever.
+    fn refuse(&mut self, conn: &Conn, error: ServerFrame) -> Result<(), End> {
+        conn.push_frame(&error);
+        let limits = &self.state.limits;
+        let allowance = self
+            .bad_frames
+            .get_or_insert_with(|| Box::new(limits.bad_frames()));
+        if allowance.check().is_err() {
+            Refusals::count(&limits.refusals.bad_frame_closes);
+            return Err(End::Close(
+                close::POLICY,
+                "too many refused frames: fix the client and reconnect",
+            ));
+        }
+        Ok(())
     }
 
     /// A `send`, `edit`, `delete` or `react`: parses the client id, then the rest with `op`
@@ -422,23 +540,27 @@ impl Connection {
         let client_id = match ClientId::parse(client_id) {
             Ok(id) => id,
             Err(e) => {
-                conn.push_frame(&ServerFrame::error(
-                    ErrorCode::BadFrame,
-                    e.to_string(),
-                    Some(String::new()),
-                ));
-                return Ok(());
+                let error =
+                    ServerFrame::error(ErrorCode::BadFrame, e.to_string(), Some(String::new()));
+                return self.refuse(conn, error);
             }
         };
+        // One atomic update of the user's allowance; a refused change is not stored, and the
+        // client keeps it to re-send (same client_id) a moment later.
+        if self.sends.check().is_err() {
+            Refusals::count(&self.state.limits.refusals.sends);
+            conn.push_frame(&ServerFrame::error(
+                ErrorCode::RateLimited,
+                "sending too fast: wait a moment and re-send",
+                Some(client_id.into_inner()),
+            ));
+            return Ok(());
+        }
         let op = match op() {
             Ok(op) => op,
             Err((code, message)) => {
-                conn.push_frame(&ServerFrame::error(
-                    code,
-                    message,
-                    Some(client_id.into_inner()),
-                ));
-                return Ok(());
+                let error = ServerFrame::error(code, message, Some(client_id.into_inner()));
+                return self.refuse(conn, error);
             }
         };
         let entry = NewEntry {
@@ -456,7 +578,7 @@ impl Connection {
 
     /// Sends the next page of the pending replay, then `synced` once all cursors are caught up.
     async fn replay_page(&mut self, conn: &Conn) -> Result<(), End> {
-        let Some((conv, after)) = self.replay.front().copied() else {
+        let Some((conv, after)) = self.replay.0.front().copied() else {
             return Ok(());
         };
         let page = match self.state.store.after(conv, after, REPLAY_PAGE).await {
@@ -473,9 +595,9 @@ impl Connection {
             .map(|entry| WsMessage::Text(ServerFrame::from(entry).to_json().into()));
         self.write(conn, frames).await?;
         match (full, last) {
-            (true, Some(last)) => self.replay[0].1 = last,
+            (true, Some(last)) => self.replay.0[0].1 = last,
             _ => {
-                self.replay.pop_front();
+                self.replay.0.pop_front();
                 if self.replay.is_empty() {
                     self.send(conn, ServerFrame::Synced.to_json().into())
                         .await?;
@@ -539,10 +661,46 @@ fn parse_body(body: String) -> Result<Body, (ErrorCode, String)> {
     })
 }
 
+/// How to end a connection whose socket could not be read. A frame over the hard limit is the
+/// client's mistake and gets a close frame saying so (1009, as RFC 6455 asks); anything else
+/// (reset, broken framing) means the client is gone or not speaking WebSocket.
+fn read_failed(error: axum::Error) -> End {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
+            End::Close(close::TOO_BIG, "frame too large: the limit is 1 MiB")
+        }
+        _ => End::Gone,
+    }
+}
+
 /// How to close a connection the hub asked to close.
 fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
         Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
+        Some(CloseReason::LoggedOut) => End::Close(close::LOGGED_OUT, "logged out"),
         Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_syncs_do_not_grow_the_replay_queue() {
+        let mut replay = Replay::default();
+        for round in 0..10_000 {
+            replay.request(ConvId(7), 0);
+            replay.request(ConvId(9), round % 3);
+        }
+        assert_eq!(replay.0, VecDeque::from([(ConvId(7), 0), (ConvId(9), 2)]));
+        // A page already sent is not sent again; a client that holds more moves it forward.
+        replay.0[0].1 = 200;
+        replay.request(ConvId(7), 0);
+        replay.request(ConvId(9), 40);
+        assert_eq!(
+            replay.0,
+            VecDeque::from([(ConvId(7), 200), (ConvId(9), 40)])
+        );
     }
 }

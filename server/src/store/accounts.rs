@@ -87,6 +87,15 @@ impl Store {
         }))
     }
 
+    /// Ends every session of `user` (log out everywhere).
+    pub async fn delete_sessions_of(&self, user: UserId) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash)

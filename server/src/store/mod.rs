@@ -47,6 +47,45 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a commit survives before it is acknowledged (SQLite; MySQL/MariaDB decide this on the
+/// database server: `innodb_flush_log_at_trx_commit`, `sync_binlog`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Every commit is synced to disk before it counts (`synchronous = FULL`): an acked message
+    /// survives a power loss or an OS crash. Group commit keeps it to one sync per batch.
+    #[default]
+    Full,
+    /// The write-ahead log is synced only at checkpoints (`synchronous = NORMAL`): an acked
+    /// message survives the process being killed, but an OS crash may lose the last commits.
+    Normal,
+}
+
+impl Durability {
+    /// The value of SQLite's `synchronous` pragma for this setting.
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+
+    /// What SQLite reports for `PRAGMA synchronous` (2 = FULL, 1 = NORMAL).
+    fn from_pragma(value: i64) -> Option<Durability> {
+        match value {
+            2 | 3 => Some(Durability::Full),
+            1 => Some(Durability::Normal),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+}
+
 /// A member's role in a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -109,8 +148,13 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
 
 impl Store {
     /// Opens the database at `url` (`sqlite://PATH`, created if missing; or `mysql://…`, which
-    /// must exist) and applies migrations.
+    /// must exist) and applies migrations. Commits are fully durable (see [`Durability`]).
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, Durability::Full).await
+    }
+
+    /// [`Store::connect`] with a chosen [`Durability`] (SQLite; ignored on MySQL).
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -129,16 +173,17 @@ impl Store {
                 AnyPoolOptions::new()
                     .max_connections(8)
                     .min_connections(1)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            // WAL lets readers run beside the one writer; NORMAL sync is still
-                            // crash-safe for the process (kill -9 loses nothing committed), only
-                            // an OS crash may lose the last commits.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                            // WAL lets readers run beside the one writer. `synchronous` is the
+                            // durability setting: FULL syncs every commit, NORMAL only at
+                            // checkpoints (crash-safe for the process, not for the OS).
+                            let pragmas = format!(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
                                  PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
+                                durability.synchronous()
+                            );
+                            conn.execute(pragmas.as_str()).await?;
                             Ok(())
                         })
                     })
@@ -168,7 +213,7 @@ impl Store {
         }
         // Opened after the migrations, so the writer finds the schema (and WAL mode) in place.
         let writer = match dialect {
-            Dialect::Sqlite => Some(sqlite_writer::SqliteWriter::open(url)?),
+            Dialect::Sqlite => Some(sqlite_writer::SqliteWriter::open(url, durability)?),
             Dialect::MySql => None,
         };
         Ok(Store {
@@ -180,6 +225,12 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The durability the SQLite writer's connection actually runs with (read back from SQLite
+    /// after setting it), or `None` on MySQL, where the database server decides.
+    pub fn durability(&self) -> Option<Durability> {
+        self.writer.as_ref().map(|w| w.durability)
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock up front, so two writers

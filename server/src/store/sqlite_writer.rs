@@ -12,7 +12,7 @@
 //! Owns this connection and nothing else; the SQL is the same portable SQL as elsewhere.
 
 use super::append::{Appended, Facts, Keys, NewEntry, Plan, Receipt, Target};
-use super::{now_ms, time, Result, Role, StoreError};
+use super::{now_ms, time, Durability, Result, Role, StoreError};
 use app::model::{ConvId, MessageId, UserRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
@@ -24,12 +24,14 @@ type Job = (Vec<NewEntry>, oneshot::Sender<Result<Vec<Appended>>>);
 #[derive(Clone)]
 pub struct SqliteWriter {
     jobs: mpsc::Sender<Job>,
+    /// What `PRAGMA synchronous` says on this connection: the durability acks really have.
+    pub durability: Durability,
 }
 
 impl SqliteWriter {
     /// Opens a connection to the database of `url` (`sqlite://PATH` or `sqlite:PATH`, with or
     /// without `?options`) and starts the thread.
-    pub fn open(url: &str) -> Result<SqliteWriter> {
+    pub fn open(url: &str, durability: Durability) -> Result<SqliteWriter> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -46,7 +48,13 @@ impl SqliteWriter {
         )?;
         // The same settings as the pool's connections (see `Store::connect`).
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", durability.synchronous())?;
+        let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+        let durability = Durability::from_pragma(synchronous).ok_or_else(|| {
+            StoreError::Db(sqlx::Error::Protocol(format!(
+                "SQLite reports synchronous = {synchronous}; expected FULL or NORMAL"
+            )))
+        })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(32);
         let (jobs, mut rx) = mpsc::channel::<Job>(16);
@@ -59,7 +67,7 @@ impl SqliteWriter {
                 }
             })
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        Ok(SqliteWriter { jobs })
+        Ok(SqliteWriter { jobs, durability })
     }
 
     pub async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Appended>> {

@@ -2,7 +2,7 @@
 //! users on different nodes chat one-to-one and in a group, and see membership changes live.
 //! Each run uses its own database and its own Redis key prefix, so runs never meet.
 
-use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser};
+use crate::helpers::{free_addr, Client, Node, RedisServer, TestApp, TestUser, TRAFFIC};
 use crate::reliable::{receive_all, spawn_sender};
 use crate::store::TempDb;
 use app::model::{Change, ConvId, Seq};
@@ -42,6 +42,7 @@ async fn cluster_with(count: usize, extra: &[&str]) -> (Vec<Node>, TempDb) {
             &node_id,
         ];
         args.extend_from_slice(extra);
+        args.extend_from_slice(&TRAFFIC);
         nodes.push(Node::start(free_addr(), &db_url, &args).await);
     }
     (nodes, db)
@@ -236,6 +237,10 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             "t",
             "--node-id",
             id,
+            TRAFFIC[0],
+            TRAFFIC[1],
+            TRAFFIC[2],
+            TRAFFIC[3],
         ];
         nodes.push(Node::start(free_addr(), &db_url, &args).await);
     }
@@ -412,6 +417,34 @@ async fn presence_crosses_nodes_and_a_killed_nodes_users_go_offline() {
         .expect("within TTL + 5 s");
     assert_eq!(seen, (bob.user.id, false));
     println!("presence across nodes: online after {online_after:?}; offline {:?} after SIGKILL (TTL {ttl} s)", killed.elapsed());
+    drop(nodes);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn logging_out_on_one_node_closes_the_sessions_sockets_on_another() {
+    let (nodes, db) = cluster(2).await;
+    let apps: Vec<TestApp> = nodes.iter().map(|n| TestApp::attach(n.addr)).collect();
+    let alice = apps[0].register("alice").await;
+    let mut elsewhere = apps[1].connect(&alice).await;
+    let (status, _) = apps[0].post("/api/logout", Some(&alice.cookie), &[]).await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    let code = loop {
+        use futures::StreamExt;
+        match tokio::time::timeout_at(deadline, elsewhere.socket.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                break frame.map(|f| u16::from(f.code))
+            }
+            Ok(Some(Ok(_))) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(
+        code,
+        Some(4004),
+        "closed through the bus, on the other node"
+    );
     drop(nodes);
     db.drop_db().await;
 }

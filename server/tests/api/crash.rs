@@ -4,7 +4,7 @@
 //! Afterwards the database holds each message exactly once with seqs 2..=1001 (after the
 //! group's `created` event), and every member accepted each exactly once, in order.
 
-use crate::helpers::{free_addr, Node};
+use crate::helpers::{free_addr, Node, TRAFFIC};
 use crate::reliable::{receive_all, spawn_sender};
 use app::model::Seq;
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ const TOTAL: usize = 1000;
 async fn nothing_acknowledged_is_lost_or_doubled_through_two_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let mut node = Node::start(free_addr(), &db_url, &[]).await;
+    let mut node = Node::start(free_addr(), &db_url, &TRAFFIC).await;
     let addr = node.addr;
 
     let app = crate::helpers::TestApp::attach(addr);

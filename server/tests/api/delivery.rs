@@ -1,7 +1,9 @@
 //! Delivery guarantees: idempotent re-sends, catch-up by `sync`, gap-free seqs under concurrent
 //! senders, slow consumers cut loose without slowing their room, silent connections closed.
 
-use crate::helpers::{free_addr, spawn_app, spawn_app_with, Client, Node, TestApp};
+use crate::helpers::{
+    free_addr, spawn_app, spawn_app_with, traffic, Client, Node, TestApp, TRAFFIC,
+};
 use app::model::ConvId;
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::BTreeMap;
@@ -36,7 +38,7 @@ async fn a_repeated_client_id_is_stored_and_fanned_out_once() {
 
 #[tokio::test]
 async fn an_offline_member_catches_up_on_500_messages_in_order() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(traffic).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
@@ -114,7 +116,7 @@ async fn syncing_a_foreign_conversation_is_refused() {
 
 #[tokio::test]
 async fn concurrent_senders_get_gap_free_unique_seqs() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(traffic).await;
     let owner = app.register("owner").await;
     let mut users = Vec::new();
     for i in 0..8 {
@@ -174,7 +176,11 @@ async fn a_client_that_never_reads_is_closed_while_the_room_keeps_receiving() {
     let node = Node::start(
         free_addr(),
         &db_url,
-        &["--outbound-queue", "64", "--max-batch", "16"],
+        &[
+            &["--outbound-queue", "64", "--max-batch", "16"],
+            &TRAFFIC[..],
+        ]
+        .concat(),
     )
     .await;
     let app = TestApp::attach(node.addr);

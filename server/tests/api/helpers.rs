@@ -42,6 +42,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Flags for tests that generate traffic faster than a person types: the per-user send rate
+/// (20/s by default) would otherwise refuse most of it. The limit itself is tested in
+/// `hardening.rs`.
+pub const TRAFFIC: [&str; 4] = ["--send-rate", "1000000", "--send-burst", "1000000"];
+
+/// The same for an embedded server (`spawn_app_with(traffic)`).
+pub fn traffic(config: &mut Config) {
+    config.send_rate = 1_000_000;
+    config.send_burst = 1_000_000;
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -333,6 +344,18 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("tidings did not come up on {addr}");
+    }
+
+    /// SIGTERM, then wait (up to 30 s) for the process to exit; its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("running").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("exit status")
     }
 
     /// SIGKILL, and leave it dead.

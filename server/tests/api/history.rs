@@ -1,11 +1,11 @@
 //! History: keyset pages without gaps or repeats, and durability across a restart.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with, traffic};
 use app::model::HistoryPage;
 
 #[tokio::test]
 async fn history_pages_backwards_over_250_messages_without_gaps_or_repeats() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(traffic).await;
     let alice = app.register("alice").await;
     app.register("bob").await;
     let conv = app.open_direct(&alice, "bob").await;

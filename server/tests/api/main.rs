@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod delivery;
 mod groups;
+mod hardening;
 mod helpers;
 mod history;
 mod reliable;

@@ -1,0 +1,737 @@
+//! Hard to break (#10): every bad input gets its documented error and changes nothing, every
+//! limit holds, and the promises about closing connections are kept — checked from outside,
+//! over real HTTP and WebSocket connections, as an independent client would.
+
+use crate::helpers::{free_addr, spawn_app, spawn_app_with, Client, Node, TestApp, TRAFFIC, WAIT};
+use app::model::ConvId;
+use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use server::store::Durability;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[tokio::test]
+async fn missing_or_malformed_api_fields_answer_400_invalid() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let cookie = Some(alice.cookie.as_str());
+    let cases: [(&str, &[(&str, &str)]); 7] = [
+        ("/api/register", &[("username", "nopassword")]),
+        ("/api/register", &[("password", "long enough pw")]),
+        ("/api/history", &[("conv", "1"), ("limit", "abc")]),
+        ("/api/history", &[("conv", "1"), ("limit", "-1")]),
+        ("/api/history", &[("conv", "abc")]),
+        ("/api/history", &[]),
+        ("/api/rename_group", &[("conv", "1")]),
+    ];
+    for (path, form) in cases {
+        let (status, body) = app.post(path, cookie, form).await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (400, json!("invalid")),
+            "{path} {form:?}: {body}"
+        );
+    }
+    // Nothing was created by the refused registration.
+    let (status, body) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "nopassword"), ("password", "")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("bad_credentials"))
+    );
+}
+
+#[tokio::test]
+async fn read_and_typing_outside_your_conversations_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let eve = app.register("eve").await;
+    let conv = app.open_direct(&alice, "bob").await;
+    let mut a = app.connect(&alice).await;
+    let mut e = app.connect(&eve).await;
+
+    for (frame, code) in [
+        (
+            ClientFrame::Read {
+                conv: conv.id,
+                seq: 1,
+            },
+            ErrorCode::NotMember,
+        ),
+        (ClientFrame::Typing { conv: conv.id }, ErrorCode::NotMember),
+        (
+            ClientFrame::Read {
+                conv: ConvId(31337),
+                seq: 1,
+            },
+            ErrorCode::UnknownConversation,
+        ),
+        (
+            ClientFrame::Typing {
+                conv: ConvId(31337),
+            },
+            ErrorCode::UnknownConversation,
+        ),
+    ] {
+        e.send(&frame).await;
+        match e.recv().await {
+            ServerFrame::Error {
+                code: got,
+                client_id,
+                ..
+            } => {
+                assert_eq!((got, client_id), (code, None), "{frame:?}")
+            }
+            other => panic!("{frame:?}: expected an error, got {other:?}"),
+        }
+    }
+    // Nothing reached the members, and the connection still works.
+    let leaked = a.drain(Duration::from_millis(300)).await;
+    assert!(leaked.is_empty(), "{leaked:?}");
+    e.send(&ClientFrame::Ping).await;
+    assert_eq!(e.recv().await, ServerFrame::Pong);
+}
+
+#[tokio::test]
+async fn removing_yourself_from_a_group_succeeds() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_group(&alice, "Plans", "bob").await;
+    let (status, body) = app
+        .post(
+            "/api/remove_member",
+            Some(&bob.cookie),
+            &[("conv", &group.id.to_string()), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], json!(group.id.0));
+    let (_, list) = app.post("/api/conversations", Some(&bob.cookie), &[]).await;
+    assert_eq!(list, json!([]), "bob is out");
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list[0]["members"].as_array().unwrap().len(), 1);
+}
+
+/// Reads until the server's close frame; its code, or None if the connection ended without one.
+async fn close_code(client: &mut Client) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, client.socket.next()).await {
+            Ok(Some(Ok(WsMessage::Close(frame)))) => return frame.map(|f| f.code.into()),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) | Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut a = app.connect(&alice).await;
+    let huge = format!(
+        r#"{{"type":"send","conv":1,"client_id":"x","body":"{}"}}"#,
+        "x".repeat(1536 * 1024)
+    );
+    let _ = a.socket.send(WsMessage::Text(huge.into())).await;
+    assert_eq!(close_code(&mut a).await, Some(1009));
+    // Between 64 KiB and 1 MiB the frame is refused and the connection stays.
+    let mut a = app.connect(&alice).await;
+    let big = format!(
+        r#"{{"type":"send","conv":1,"client_id":"x","body":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    a.send_text(&big).await;
+    assert!(matches!(
+        a.recv().await,
+        ServerFrame::Error {
+            code: ErrorCode::TooLarge,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn durability_is_full_unless_asked_otherwise_and_reported() {
+    let app = spawn_app().await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["durability"], json!("full"), "{health}");
+    let app = spawn_app_with(|c| c.durability = Durability::Normal).await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["durability"], json!("normal"), "{health}");
+}
+
+#[tokio::test]
+async fn sends_beyond_the_users_rate_are_refused_and_not_stored() {
+    let app = spawn_app_with(|c| {
+        c.send_rate = 1;
+        c.send_burst = 5;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    // Two tabs share one allowance.
+    let mut tabs = [app.connect(&alice).await, app.connect(&alice).await];
+    for i in 0..30 {
+        tabs[i % 2]
+            .send_message(conv, &format!("m-{i}"), "hi")
+            .await;
+    }
+    let (mut acked, mut limited) = (Vec::new(), Vec::new());
+    for tab in &mut tabs {
+        while acked.len() + limited.len() < 30 {
+            match tab.try_recv(Duration::from_secs(2)).await {
+                Some(ServerFrame::Ack { client_id, .. }) => acked.push(client_id),
+                Some(ServerFrame::Error {
+                    code: ErrorCode::RateLimited,
+                    client_id,
+                    ..
+                }) => limited.push(client_id.expect("the refused send's client_id")),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+    assert_eq!(acked.len() + limited.len(), 30, "every send answered");
+    assert!(acked.len() >= 5, "the burst goes through: {acked:?}");
+    assert!(
+        limited.len() >= 20,
+        "the rest is refused: {} acked",
+        acked.len()
+    );
+    let stored = app.store().count_messages(conv).await.unwrap();
+    assert_eq!(stored as usize, acked.len(), "refused sends stored nothing");
+    // The refusal is not a punishment: once the allowance refills, the same client_id goes in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tabs[0].send_message(conv, &limited[0], "hi").await;
+    tabs[0].expect_ack(&limited[0]).await;
+}
+
+#[tokio::test]
+async fn a_connection_sending_too_many_bad_frames_is_closed_with_1008() {
+    let app = spawn_app_with(|c| c.bad_frames_per_minute = 5).await;
+    let alice = app.register("alice").await;
+    let mut a = app.connect(&alice).await;
+    for _ in 0..5 {
+        a.send_text("not json").await;
+        assert!(matches!(
+            a.recv().await,
+            ServerFrame::Error {
+                code: ErrorCode::BadFrame,
+                ..
+            }
+        ));
+    }
+    a.send_text(r#"{"type":"launch_missiles"}"#).await;
+    assert_eq!(close_code(&mut a).await, Some(1008));
+    // Another connection of the same user starts with its own allowance.
+    let mut b = app.connect(&alice).await;
+    b.send(&ClientFrame::Ping).await;
+    assert_eq!(b.recv().await, ServerFrame::Pong);
+}
+
+/// The HTTP status and text a WebSocket upgrade is refused with, if it is.
+async fn upgrade(app: &crate::helpers::TestApp, cookie: &str) -> Result<Client, (u16, String)> {
+    match Client::connect(app.addr, Some(cookie)).await {
+        Ok(client) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err((
+            res.status().as_u16(),
+            String::from_utf8_lossy(res.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("unexpected upgrade failure: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn connections_per_user_and_new_connections_per_minute_are_capped() {
+    let app = spawn_app_with(|c| {
+        c.max_connections_per_user = 2;
+        c.connects_per_minute = 4;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let first = upgrade(&app, &alice.cookie).await.expect("1st");
+    let _second = upgrade(&app, &alice.cookie).await.expect("2nd");
+    let refused = upgrade(&app, &alice.cookie)
+        .await
+        .err()
+        .expect("3rd open one");
+    assert_eq!(refused.0, 429);
+    assert!(refused.1.contains("too many connections"), "{refused:?}");
+    let _bob = upgrade(&app, &bob.cookie)
+        .await
+        .expect("others are not affected");
+    drop(first);
+    // The closed one frees its place once the server has noticed (refusals for being at the
+    // cap do not use up the per-minute allowance).
+    let third = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Ok(client) => break client,
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    drop(third);
+    let fourth = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Ok(client) => break client,
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    drop(fourth);
+    // Four new connections this minute used up the allowance.
+    let refused = loop {
+        match upgrade(&app, &alice.cookie).await {
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => break other,
+        }
+    };
+    let refused = refused
+        .err()
+        .expect("the 5th connection this minute is refused");
+    assert_eq!(refused.0, 429);
+    assert!(refused.1.contains("new connections"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_websocket_with_1001_and_keeps_every_acked_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("term.db").display());
+    let mut node = Node::start(free_addr(), &db_url, &TRAFFIC).await;
+    let app = TestApp::attach(node.addr);
+    // 5 people, 10 sockets each: one of each person's sends while the other nine listen.
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.register(&format!("user{i}")).await);
+    }
+    let names: Vec<_> = users[1..].iter().map(|u| u.user.username.clone()).collect();
+    let conv = app
+        .create_group(&users[0], "Shutdown", &names.join(","))
+        .await
+        .id;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, user) in users.iter().enumerate() {
+        for socket in 0..10 {
+            let mut client = app.connect(user).await;
+            let acked = acked.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                if socket != 0 {
+                    return (close_code(&mut client).await, mine);
+                }
+                // A sender that does not wait: a frame every millisecond while it reads acks,
+                // so the server always has unread frames when it closes.
+                let (mut out, mut incoming) = client.socket.split();
+                let writer = tokio::spawn(async move {
+                    for i in 0.. {
+                        let frame = ClientFrame::Send {
+                            conv,
+                            client_id: format!("u{n}-{i}"),
+                            body: "still here".into(),
+                            reply_to: None,
+                        };
+                        if out
+                            .send(WsMessage::Text(frame.to_json().into()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                });
+                let code = loop {
+                    match tokio::time::timeout(WAIT, incoming.next()).await {
+                        Ok(Some(Ok(WsMessage::Text(text)))) => {
+                            if let Ok(ServerFrame::Ack { client_id, .. }) =
+                                serde_json::from_str(&text)
+                            {
+                                mine.push(client_id);
+                                acked.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Ok(Some(Ok(WsMessage::Close(frame)))) => {
+                            break frame.map(|f| u16::from(f.code))
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break None,
+                    }
+                };
+                writer.abort();
+                (code, mine)
+            }));
+        }
+    }
+    while acked.load(Ordering::SeqCst) < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = node.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    let mut all_acked = Vec::new();
+    let mut codes = Vec::new();
+    for task in tasks {
+        let (code, mine) = task.await.unwrap();
+        codes.push(code);
+        all_acked.extend(mine);
+    }
+    assert_eq!(codes, vec![Some(1001); 50], "every socket heard 1001");
+    let store = server::store::Store::connect(&db_url).await.unwrap();
+    let stored: std::collections::HashSet<String> = store
+        .after(conv, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.client_id().to_owned())
+        .collect();
+    let lost: Vec<_> = all_acked
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "acked but not stored: {lost:?}");
+    println!(
+        "SIGTERM during traffic: 50 sockets closed with 1001, {} acked, {} stored, none lost",
+        all_acked.len(),
+        stored.len()
+    );
+}
+
+#[tokio::test]
+async fn half_sent_requests_time_out_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| {
+        c.header_timeout_secs = 0.5;
+        c.max_connections = 20;
+    })
+    .await;
+    // 20 partial upgrades, then silence: each is closed after the header timeout.
+    let mut half_open = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            .await
+            .unwrap();
+        half_open.push(tcp);
+    }
+    // Meanwhile the node is full: one more connection is closed at once, unanswered.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, extra.read(&mut buf))
+        .await
+        .expect("closed, not left hanging");
+    assert!(matches!(n, Ok(0) | Err(_)), "refused at the cap: {n:?}");
+    for mut tcp in half_open {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "a half-sent request was closed by the server"
+        );
+    }
+    // Once they are gone there is room again.
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn login_limits_count_the_real_peer_not_a_forged_forwarded_for() {
+    let app = spawn_app_with(|c| c.login_attempts = 2).await; // 10 failures per address
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let login = |client: reqwest::Client, user: String, xff: String| {
+        let url = app.url("/api/login");
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", xff)
+                .form(&[("username", user.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let here = from("127.0.0.1");
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        // A new account and a new forged address every time: only the peer address is left.
+        statuses.push(login(here.clone(), format!("victim{i}"), format!("10.0.0.{i}")).await);
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(&statuses[10..], &[429, 429], "the peer's bucket is spent");
+    // Someone else, from another address, is not locked out by it.
+    assert_eq!(
+        login(from("127.0.0.2"), "other".into(), String::new()).await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_from_a_trusted_proxy() {
+    let app = spawn_app_with(|c| {
+        c.login_attempts = 1; // 5 failures per address
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let login = |user: String, xff: &'static str| {
+        let req = app
+            .http
+            .post(app.url("/api/login"))
+            .header("x-forwarded-for", xff);
+        async move {
+            req.form(&[("username", user.as_str()), ("password", "wrong password")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 0..5 {
+        assert_eq!(login(format!("a{i}"), "203.0.113.7").await, 401);
+    }
+    assert_eq!(login("a9".into(), "203.0.113.7").await, 429);
+    assert_eq!(
+        login("b0".into(), "203.0.113.8").await,
+        401,
+        "another client behind the proxy"
+    );
+}
+
+#[tokio::test]
+async fn registrations_per_address_are_limited() {
+    let app = spawn_app_with(|c| c.registrations_per_hour = 2).await;
+    app.register("first").await;
+    app.register("second").await;
+    let (status, body) = app
+        .post(
+            "/api/register",
+            None,
+            &[("username", "third"), ("password", "long enough pw")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (429, json!("rate_limited")),
+        "{body}"
+    );
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let res = other
+        .post(app.url("/api/register"))
+        .form(&[("username", "third"), ("password", "long enough pw")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "another address may, and 'third' was not taken by the refusal"
+    );
+}
+
+#[tokio::test]
+async fn logout_closes_that_sessions_websockets_and_logout_everywhere_closes_all() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let res = app
+        .http
+        .post(app.url("/api/login"))
+        .form(&[("username", "alice"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    let phone = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut laptop_tabs = [
+        Client::connect(app.addr, Some(&alice.cookie))
+            .await
+            .unwrap(),
+        Client::connect(app.addr, Some(&alice.cookie))
+            .await
+            .unwrap(),
+    ];
+    let mut on_phone = Client::connect(app.addr, Some(&phone)).await.unwrap();
+
+    let (status, _) = app.post("/api/logout", Some(&alice.cookie), &[]).await;
+    assert_eq!(status, 200);
+    for tab in &mut laptop_tabs {
+        assert_eq!(
+            close_code(tab).await,
+            Some(4004),
+            "the session's sockets close"
+        );
+    }
+    assert_eq!(
+        upgrade(&app, &alice.cookie).await.err().map(|e| e.0),
+        Some(401)
+    );
+    on_phone.send(&ClientFrame::Ping).await;
+    assert_eq!(
+        on_phone.recv().await,
+        ServerFrame::Pong,
+        "other sessions stay"
+    );
+
+    let (status, _) = app.post("/api/logout_everywhere", Some(&phone), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(close_code(&mut on_phone).await, Some(4004));
+    let (_, me) = app.post("/api/me", Some(&phone), &[]).await;
+    assert_eq!(me, serde_json::Value::Null, "every session is gone");
+}
+
+#[tokio::test]
+async fn readyz_answers_503_while_redis_is_down_and_healthz_stays_200() {
+    let mut redis = crate::helpers::RedisServer::start(free_addr().port()).await;
+    let url = redis.url();
+    let app = spawn_app_with(|c| c.redis_url = Some(url)).await;
+    let get = |path: &'static str| {
+        let req = app.http.get(app.url(path));
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, ready) = get("/readyz").await;
+    assert_eq!(
+        (status, ready["ready"].clone()),
+        (200, json!(true)),
+        "{ready}"
+    );
+    redis.kill().await;
+    let mut answer = get("/readyz").await;
+    for _ in 0..100 {
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = get("/readyz").await;
+    }
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert_eq!(
+        (answer.1["ready"].clone(), answer.1["redis"].clone()),
+        (json!(false), json!("down"))
+    );
+    let (status, health) = get("/healthz").await;
+    assert_eq!(
+        (status, health["redis"].clone()),
+        (200, json!("down")),
+        "alive all the same"
+    );
+}
+
+#[tokio::test]
+async fn a_direct_chat_with_yourself_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let (status, body) = app
+        .post(
+            "/api/open_direct",
+            Some(&alice.cookie),
+            &[("username", "alice")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("invalid")),
+        "{body}"
+    );
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn metrics_count_refusals_by_limit() {
+    let app = spawn_app_with(|c| {
+        c.send_rate = 1;
+        c.send_burst = 1;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    let mut a = app.connect(&alice).await;
+    a.send_message(conv, "one", "hi").await;
+    a.send_message(conv, "two", "hi").await;
+    a.expect_ack("one").await;
+    a.expect(|f| {
+        matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("tidings_rate_limited_total{limit=\"send\"} 1\n"),
+        "{text}"
+    );
+}
