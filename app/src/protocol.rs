@@ -3,6 +3,7 @@
 //!
 //! Pure data: no I/O here, and nothing that only one side can compile.
 
+use crate::contacts::ContactChange;
 use crate::model::{ConvId, Conversation, Message, MessageId, Seq, UserId, UserRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,10 @@ pub enum ServerFrame {
         client_id: Option<String>,
     },
     Pong,
+    /// My relation with `user` changed (see `contacts`): a contact request sent or received,
+    /// accepted, declined or withdrawn, or a contact removed. Goes to every connection of both
+    /// people, the one who acted included.
+    Contact(ContactChange),
 }
 
 /// Why a frame was refused.
@@ -271,5 +276,13 @@ mod tests {
             online: true,
         });
         assert_eq!(v, json!({"type":"presence","user":1,"online":true}));
+        let v = roundtrip_server(ServerFrame::Contact(ContactChange {
+            user: alice(),
+            relation: crate::contacts::Relation::Incoming,
+        }));
+        assert_eq!(
+            v,
+            json!({"type":"contact","user":{"id":1,"username":"alice"},"relation":"incoming"})
+        );
     }
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod chat;
 mod cluster;
+mod contacts;
 mod crash;
 mod delivery;
 mod groups;

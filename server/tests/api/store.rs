@@ -73,7 +73,10 @@ on_both_backends! {
     unread_counts_follow_reads_and_own_messages => check_unread,
     pages_and_replay_are_keyset_slices => check_pages,
     memberships_and_conversation_views => check_memberships,
+    contacts_requests_and_search => check_contact_store,
 }
+
+use crate::contacts::check_contact_store;
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
     let name = Username::parse(name).unwrap();
