@@ -109,16 +109,19 @@ impl Store {
     pub async fn request_contact(&self, from: UserId, to: UserId) -> Result<Requested> {
         // Two people asking each other at once (MySQL, two nodes): both see no request, one
         // insert wins the pair's unique key and the other fails. The loser then runs again and
-        // finds the winner's request, which it accepts. SQLite serializes writers up front.
-        for _ in 0..2 {
+        // finds the winner's request, which it accepts. SQLite serializes writers up front, so
+        // only MySQL ever takes the second turn (or, rarer, a third outcome: an error to retry).
+        for _ in 0..3 {
             let mut tx = self.write().await?;
             match relation_in(&mut tx, from, to).await? {
                 Relation::Contact => return Ok(Requested::AlreadyContacts),
                 Relation::Outgoing => return Ok(Requested::AlreadyAsked),
                 Relation::Incoming => {
-                    let (conv, created) = accept_in(self, &mut tx, from, to)
-                        .await?
-                        .expect("the request was read in this transaction");
+                    // On MySQL the read above takes no lock: the request may have been declined
+                    // or withdrawn since. Then nothing was written; look again.
+                    let Some((conv, created)) = accept_in(self, &mut tx, from, to).await? else {
+                        continue;
+                    };
                     tx.commit().await?;
                     return Ok(Requested::Accepted { conv, created });
                 }
