@@ -8,28 +8,26 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 
-# The wasm-bindgen CLI must match the library version locked in Cargo.lock exactly.
-wasm_bindgen_version() {
-  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
-}
-
+# The site build (sitebuild/) needs only the wasm target: its JS bindings come from the
+# wasm-bindgen-cli-support crate pinned to the locked library version, and wasm-opt from the npm
+# packages below. cargo-leptos is needed only for `cargo leptos watch` (see README).
 ensure_rust_tools() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  if ! cargo leptos --version 2>/dev/null | grep -q '0\.3\.10'; then
-    # 0.3.11+ needs a newer rustc than this toolchain (see ../shared/TOOLCHAIN.md). ~19 min cold.
-    log "installing cargo-leptos 0.3.10 (once; takes a while)"
-    cargo install cargo-leptos --version 0.3.10 --locked
-  fi
-  local want
-  want="$(wasm_bindgen_version)"
-  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
-    # Without --locked: the CLI's own lockfile wants a crate version the registry lacks. ~10 min cold.
-    log "installing wasm-bindgen-cli $want (once; takes a while)"
-    cargo install wasm-bindgen-cli --version "$want" --force
-  fi
+}
+
+# Builds the browser site into $(site_root): `build_site` (debug) or `build_site --release`
+# (wasm-release profile, wasm-opt -Oz). Files whose bytes did not change are left alone.
+build_site() {
+  cargo run -q -p sitebuild -- "$@" --site "$(site_root)"
+}
+
+# Builds the `tidings` binary with the site compiled in (one file): `build_one_file` (debug) or
+# `build_one_file --release`. The site must have been built first (build_site).
+build_one_file() {
+  TIDINGS_SITE_DIR="$(site_root)" cargo build -p server --bin tidings --features embed-site "$@"
 }
 
 # npm packages of the end-to-end suite; they also provide wasm-opt (binaryen) for release builds.
@@ -108,8 +106,8 @@ target_dir() {
   if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo "$ROOT/target"; fi
 }
 
-# Where cargo-leptos writes the site (pkg/, assets): target/site in the repository even when
-# CARGO_TARGET_DIR points elsewhere, unless LEPTOS_SITE_ROOT says otherwise.
+# Where the site is built (pkg/, assets): target/site in the repository even when
+# CARGO_TARGET_DIR points elsewhere (as cargo-leptos does), unless LEPTOS_SITE_ROOT says otherwise.
 site_root() {
   echo "${LEPTOS_SITE_ROOT:-$ROOT/target/site}"
 }
@@ -127,4 +125,27 @@ wait_healthy() {
   done
   log "the server at $url did not become healthy within ${limit}s"
   return 1
+}
+
+# Checks that the server at $1 serves the page and every site file itself (no site folder next
+# to it): right type, precompressed for gzip clients, a validator that answers 304.
+check_one_file() {
+  local url="$1" path headers etag
+  curl -fsS "$url/" | grep -q '/pkg/tidings.js' || { log "/ does not reference /pkg/tidings.js"; return 1; }
+  for path in pkg/tidings.js pkg/tidings_bg.wasm pkg/tidings.css favicon.svg favicon-unread.svg; do
+    headers="$(curl -fsS -o /dev/null -D - -H 'Accept-Encoding: gzip' "$url/$path" | tr -d '\r')" ||
+      { log "GET /$path failed"; return 1; }
+    etag="$(printf '%s\n' "$headers" | sed -n 's/^etag: //Ip')"
+    [ -n "$etag" ] || { log "/$path has no ETag"; return 1; }
+    printf '%s\n' "$headers" | grep -qi '^cache-control: ' || { log "/$path has no Cache-Control"; return 1; }
+    case "$path" in
+      *.js | *.wasm | *.css)
+        printf '%s\n' "$headers" | grep -qi '^content-encoding: gzip' || { log "/$path is not served gzipped"; return 1; } ;;
+    esac
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$url/$path")" = 304 ] ||
+      { log "/$path does not answer 304 to its own ETag"; return 1; }
+  done
+  # The plain bytes too: the WASM must start with the magic number.
+  [ "$(curl -fsS "$url/pkg/tidings_bg.wasm" | head -c 4 | od -An -tx1 | tr -d ' ')" = 0061736d ] ||
+    { log "/pkg/tidings_bg.wasm is not WebAssembly"; return 1; }
 }

@@ -12,6 +12,7 @@
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`http`]    health and metrics
+//! - [`site`]    the static site: embedded in the binary, or a folder
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
@@ -25,6 +26,7 @@ pub mod fanout;
 pub mod http;
 pub mod hub;
 pub mod presence;
+pub mod site;
 pub mod store;
 pub mod ws;
 
@@ -179,6 +181,10 @@ impl Server {
         });
         tracing::info!(
             %addr,
+            site = match site::Source::for_config(&state.config) {
+                site::Source::Embedded => "embedded",
+                site::Source::Disk => &*state.leptos_options.site_root,
+            },
             node = %state.node_id,
             database = %state.config.database_url,
             redis = state.config.redis_url.as_deref().unwrap_or("none"),
@@ -215,9 +221,7 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(backend.clone()),
             move || app::shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        .fallback(site::fallback)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
