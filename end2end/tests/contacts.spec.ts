@@ -81,7 +81,8 @@ test("contact request → live badge → accept → presence → one click opens
   await expect(field).toHaveAttribute("aria-invalid", "true");
 
   for (const u of [alice, bob]) {
-    expect(u.errors).toEqual([]);
+    // The browser logs the refused request's 400 itself; nothing else may appear.
+    expect(u.errors.filter((e) => !e.includes("status of 400 (Bad Request)"))).toEqual([]);
     await u.context.close();
   }
 });

@@ -198,18 +198,23 @@ fn ContactRow(user: UserRef, error: RwSignal<Option<String>>) -> impl IntoView {
         });
     };
     let removed = user.clone();
-    let status = move || if online.get() { "online" } else { "offline" };
+    let who = user.username.clone();
+    let label = move || {
+        let status = if online.get() { "online" } else { "offline" };
+        format!("{who}, {status}")
+    };
     view! {
         <li class="contact">
             <button
                 type="button"
                 class="ghost contact-open"
                 title=format!("Chat with {}", user.username)
+                // The name, and what the green dot says.
+                aria-label=label
                 on:click=open_chat
             >
                 <Avatar name=user.username.clone() user=id small=true online/>
                 <span class="contact-name">{user.username.clone()}</span>
-                <span class="sr-only">", " {status}</span>
             </button>
             <Show
                 when=move || confirming.get()

@@ -143,7 +143,8 @@ pub fn UserSearchInput(
                 id=list_id
                 class="suggestions"
                 role="listbox"
-                aria-label=format!("People matching {}", label.to_lowercase())
+                // Not named after the field: the field's label must find the field alone.
+                aria-label="Suggested people"
                 hidden=move || !expanded()
             >
                 <For each=rows key=|(i, u)| (*i, u.id) let:((i, user))>
