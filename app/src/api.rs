@@ -281,11 +281,91 @@ pub async fn history(
     .await
 }
 
+// ----- contacts and user search (issue #9) -----------------------------------------------------
+
+/// My contacts and the requests waiting either way.
+#[server(endpoint = "contacts")]
+pub async fn contacts() -> Result<crate::contacts::ContactList, ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.contacts(&me).await
+    })
+    .await
+}
+
+/// Asks `username` to become my contact (or accepts, if they already asked me).
+#[server(endpoint = "request_contact")]
+pub async fn request_contact(username: String) -> Result<crate::contacts::ContactChange, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .request_contact(&me, Username::parse(&username)?)
+            .await
+    })
+    .await
+}
+
+/// Accepts the request `username` sent me; opens our direct chat.
+#[server(endpoint = "accept_contact")]
+pub async fn accept_contact(username: String) -> Result<crate::contacts::ContactChange, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .accept_contact(&me, Username::parse(&username)?)
+            .await
+    })
+    .await
+}
+
+/// Declines the request `username` sent me.
+#[server(endpoint = "decline_contact")]
+pub async fn decline_contact(username: String) -> Result<crate::contacts::ContactChange, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .decline_contact(&me, Username::parse(&username)?)
+            .await
+    })
+    .await
+}
+
+/// Removes `username` from my contacts, or withdraws the request I sent them.
+#[server(endpoint = "remove_contact")]
+pub async fn remove_contact(username: String) -> Result<crate::contacts::ContactChange, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .remove_contact(&me, Username::parse(&username)?)
+            .await
+    })
+    .await
+}
+
+/// Up to [`crate::model::MAX_SEARCH_RESULTS`] other users whose name starts with `prefix`
+/// (at least [`crate::model::MIN_SEARCH_CHARS`] characters), by name.
+#[server(endpoint = "search_users")]
+pub async fn search_users(prefix: String) -> Result<Vec<UserRef>, ApiError> {
+    use crate::model::UsernamePrefix;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .search_users(&me, UsernamePrefix::parse(&prefix)?)
+            .await
+    })
+    .await
+}
+
 /// The server side of the API: the interface the server binary implements, and the plumbing that
 /// turns cookies and errors into HTTP.
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::{ApiError, ApiErrorCode};
+    use crate::contacts::{ContactChange, ContactList};
+    use crate::model::UsernamePrefix;
     use crate::model::{
         ConvId, Conversation, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
     };
@@ -365,6 +445,34 @@ pub mod ssr {
             before_seq: Option<Seq>,
             limit: u32,
         ) -> Result<HistoryPage, ApiError>;
+
+        // Contacts and user search (issue #9).
+        async fn contacts(&self, me: &UserRef) -> Result<ContactList, ApiError>;
+        async fn request_contact(
+            &self,
+            me: &UserRef,
+            other: Username,
+        ) -> Result<ContactChange, ApiError>;
+        async fn accept_contact(
+            &self,
+            me: &UserRef,
+            other: Username,
+        ) -> Result<ContactChange, ApiError>;
+        async fn decline_contact(
+            &self,
+            me: &UserRef,
+            other: Username,
+        ) -> Result<ContactChange, ApiError>;
+        async fn remove_contact(
+            &self,
+            me: &UserRef,
+            other: Username,
+        ) -> Result<ContactChange, ApiError>;
+        async fn search_users(
+            &self,
+            me: &UserRef,
+            prefix: UsernamePrefix,
+        ) -> Result<Vec<UserRef>, ApiError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

@@ -8,6 +8,7 @@
 pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod client;
+pub mod contacts;
 pub mod delivery;
 pub mod model;
 pub mod protocol;

@@ -354,6 +354,8 @@ pub enum ParseError {
     Title,
     #[error("a reaction must be one emoji (at most 10 characters, no letters or spaces)")]
     Emoji,
+    #[error("type at least {MIN_SEARCH_CHARS} characters of a username (a-z, 0-9, '_', '.' or '-') to search")]
+    SearchPrefix,
 }
 
 /// A valid username: 3–32 characters of `a-z 0-9 _ . -`, lower-cased on the way in so that
@@ -469,6 +471,44 @@ impl GroupTitle {
     }
 }
 
+/// The fewest characters a user search needs.
+pub const MIN_SEARCH_CHARS: usize = 2;
+/// The most users one search returns.
+pub const MAX_SEARCH_RESULTS: u32 = 10;
+
+/// The start of a username, to search by: trimmed, lower-cased, [`MIN_SEARCH_CHARS`] to 32
+/// characters of the username alphabet. Short prefixes are refused so that one search never
+/// walks the whole user table (and nobody lists it a letter at a time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsernamePrefix(String);
+
+impl UsernamePrefix {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let prefix = raw.trim().to_ascii_lowercase();
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+        if (MIN_SEARCH_CHARS..=32).contains(&prefix.len()) && prefix.chars().all(ok_char) {
+            Ok(UsernamePrefix(prefix))
+        } else {
+            Err(ParseError::SearchPrefix)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The smallest string above every username that starts with this prefix (its last
+    /// character bumped by one), so that a search is the index range `[prefix, upper)`: no
+    /// `LIKE`, whose `_` would be a wildcard. The alphabet is ASCII below `z`, so the bump stays ASCII.
+    pub fn upper_bound(&self) -> String {
+        let mut bytes = self.0.clone().into_bytes();
+        if let Some(last) = bytes.last_mut() {
+            *last += 1;
+        }
+        String::from_utf8(bytes).expect("ASCII stays ASCII")
+    }
+}
+
 /// Splits a "alice, bob carol" member list into usernames, refusing the whole list if one is bad.
 pub fn parse_member_list(raw: &str) -> Result<Vec<Username>, ParseError> {
     let mut names: Vec<Username> = raw
@@ -522,6 +562,20 @@ mod tests {
         assert!(ClientId::parse("3f2a-11".into()).is_ok());
         assert!(ClientId::parse("".into()).is_err());
         assert!(ClientId::parse("a b".into()).is_err());
+    }
+
+    #[test]
+    fn search_prefixes_are_bounded_and_range_friendly() {
+        let p = UsernamePrefix::parse(" Al_ ").unwrap();
+        assert_eq!((p.as_str(), p.upper_bound().as_str()), ("al_", "al`"));
+        assert_eq!(UsernamePrefix::parse("bz").unwrap().upper_bound(), "b{");
+        for bad in ["a", "", "  b ", "a%", "ü1", &"a".repeat(33)] {
+            assert_eq!(
+                UsernamePrefix::parse(bad),
+                Err(ParseError::SearchPrefix),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! Pure data: no I/O here, and nothing that only one side can compile.
 
+use crate::contacts::ContactChange;
 use crate::model::{ConvId, Conversation, Entry, Event, Message, MessageId, Seq, UserId, UserRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,10 @@ pub enum ServerFrame {
         client_id: Option<String>,
     },
     Pong,
+    /// My relation with `user` changed (see `contacts`): a contact request sent or received,
+    /// accepted, declined or withdrawn, or a contact removed. Goes to every connection of both
+    /// people, the one who acted included.
+    Contact(ContactChange),
 }
 
 /// Why a frame was refused.
@@ -393,5 +398,13 @@ mod tests {
             online: true,
         });
         assert_eq!(v, json!({"type":"presence","user":1,"online":true}));
+        let v = roundtrip_server(ServerFrame::Contact(ContactChange {
+            user: alice(),
+            relation: crate::contacts::Relation::Incoming,
+        }));
+        assert_eq!(
+            v,
+            json!({"type":"contact","user":{"id":1,"username":"alice"},"relation":"incoming"})
+        );
     }
 }

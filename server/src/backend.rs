@@ -5,13 +5,14 @@
 use crate::auth::{self, SESSION_TTL};
 use crate::bus::{Sessions, UserNote};
 use crate::hub::session_key;
-use crate::store::{Role, StoreError};
+use crate::store::{Removed, Requested, Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
+use app::contacts::{ContactChange, ContactList, Relation, MAX_PENDING_REQUESTS};
 use app::model::{
     ConvId, ConvKind, Conversation, Event, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
-    Username,
+    Username, UsernamePrefix, MAX_SEARCH_RESULTS,
 };
 use app::protocol::ServerFrame;
 
@@ -356,4 +357,152 @@ impl Backend for AppState {
         self.require_member(me, conv).await?;
         Ok(self.store.history(me.id, conv, before_seq, limit).await?)
     }
+
+    // ----- contacts and user search ------------------------------------------------------------
+
+    async fn contacts(&self, me: &UserRef) -> Result<ContactList, ApiError> {
+        Ok(self.store.contacts_of(me.id).await?)
+    }
+
+    async fn request_contact(
+        &self,
+        me: &UserRef,
+        other: Username,
+    ) -> Result<ContactChange, ApiError> {
+        let other = self.contact_candidate(me, &other).await?;
+        match self.store.request_contact(me.id, other.id).await? {
+            Requested::Sent => Ok(self.tell_contact(me, &other, Relation::Outgoing)),
+            Requested::Accepted { conv, created } => {
+                self.contact_accepted(me, &other, conv, created).await
+            }
+            Requested::AlreadyContacts => Err(ApiError::new(
+                ApiErrorCode::Conflict,
+                format!("{} is already one of your contacts", other.username),
+            )),
+            Requested::AlreadyAsked => Err(ApiError::new(
+                ApiErrorCode::Conflict,
+                format!(
+                    "you have already asked {}; wait for their answer",
+                    other.username
+                ),
+            )),
+            Requested::TooManyPending => Err(ApiError::new(
+                ApiErrorCode::RateLimited,
+                format!(
+                    "{MAX_PENDING_REQUESTS} of your contact requests are still unanswered; \
+                     withdraw some or wait for answers"
+                ),
+            )),
+        }
+    }
+
+    async fn accept_contact(
+        &self,
+        me: &UserRef,
+        other: Username,
+    ) -> Result<ContactChange, ApiError> {
+        let other = self.contact_candidate(me, &other).await?;
+        match self.store.accept_contact(me.id, other.id).await? {
+            Some((conv, created)) => self.contact_accepted(me, &other, conv, created).await,
+            None => Err(no_request_from(&other)),
+        }
+    }
+
+    async fn decline_contact(
+        &self,
+        me: &UserRef,
+        other: Username,
+    ) -> Result<ContactChange, ApiError> {
+        let other = self.contact_candidate(me, &other).await?;
+        if self.store.decline_contact(me.id, other.id).await? {
+            Ok(self.tell_contact(me, &other, Relation::None))
+        } else {
+            Err(no_request_from(&other))
+        }
+    }
+
+    async fn remove_contact(
+        &self,
+        me: &UserRef,
+        other: Username,
+    ) -> Result<ContactChange, ApiError> {
+        let other = self.contact_candidate(me, &other).await?;
+        match self.store.remove_contact(me.id, other.id).await? {
+            Removed::Contact | Removed::Withdrawn => {
+                Ok(self.tell_contact(me, &other, Relation::None))
+            }
+            Removed::Nothing => Err(ApiError::not_found(format!(
+                "{} is not one of your contacts and you have no request waiting with them",
+                other.username
+            ))),
+        }
+    }
+
+    async fn search_users(
+        &self,
+        me: &UserRef,
+        prefix: UsernamePrefix,
+    ) -> Result<Vec<UserRef>, ApiError> {
+        Ok(self
+            .store
+            .search_users(me.id, &prefix, MAX_SEARCH_RESULTS)
+            .await?)
+    }
+}
+
+impl AppState {
+    /// The other person of a contact call: an existing user who is not `me`.
+    async fn contact_candidate(&self, me: &UserRef, other: &Username) -> Result<UserRef, ApiError> {
+        if other.as_str() == me.username {
+            return Err(ApiError::invalid(
+                "you cannot be your own contact; enter someone else's username",
+            ));
+        }
+        self.find_user(other).await
+    }
+
+    /// Tells every connection of both people (on every node) where they now stand with each
+    /// other; returns `me`'s side of it, the API's reply.
+    fn tell_contact(&self, me: &UserRef, other: &UserRef, mine: Relation) -> ContactChange {
+        let theirs = match mine {
+            Relation::Outgoing => Relation::Incoming,
+            Relation::Incoming => Relation::Outgoing,
+            same => same,
+        };
+        let note = |user: &UserRef, relation| UserNote {
+            membership: None,
+            frames: vec![ServerFrame::Contact(ContactChange {
+                user: user.clone(),
+                relation,
+            })],
+        };
+        self.bus.to_user(other.id, note(me, theirs));
+        self.bus.to_user(me.id, note(other, mine));
+        ContactChange {
+            user: other.clone(),
+            relation: mine,
+        }
+    }
+
+    /// After an accept: both hear it, and a newly opened direct chat is announced to both (which
+    /// also tells each whether the other is online: presence travels with shared conversations).
+    async fn contact_accepted(
+        &self,
+        me: &UserRef,
+        other: &UserRef,
+        conv: ConvId,
+        created: bool,
+    ) -> Result<ContactChange, ApiError> {
+        if created {
+            self.announce(conv, &[]).await?;
+        }
+        Ok(self.tell_contact(me, other, Relation::Contact))
+    }
+}
+
+fn no_request_from(other: &UserRef) -> ApiError {
+    ApiError::not_found(format!(
+        "{} has no contact request waiting for your answer",
+        other.username
+    ))
 }

@@ -10,11 +10,13 @@
 
 mod auth;
 mod chat;
+mod contacts;
 mod conversation;
 pub mod format;
 mod group;
 mod sidebar;
 pub mod state;
+mod user_search;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};

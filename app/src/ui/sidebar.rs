@@ -1,9 +1,12 @@
-//! The left pane: who I am and "Log out", the "New chat" dialog (a direct chat by username, or a
-//! new group), and the conversation list (newest activity first, with unread counts, the last
-//! message and how long ago it came; arrow keys move through it).
+//! The left pane: who I am and "Log out", the "New chat" dialog (a direct chat by username, with
+//! suggestions as you type, or a new group), the Contacts section (`contacts`), and the
+//! conversation list (newest activity first, with unread counts, the last message and how long
+//! ago it came; arrow keys move through it).
 
+use super::contacts::ContactsSection;
 use super::format;
 use super::state::{use_chat, Chat};
+use super::user_search::UserSearchInput;
 use crate::api::{CreateGroup, Logout, OpenDirect};
 use crate::delivery::unread;
 use crate::model::{ConvKind, Conversation, UserId};
@@ -48,6 +51,7 @@ pub fn Sidebar() -> impl IntoView {
                 </button>
             </div>
             <NotificationsToggle/>
+            <ContactsSection/>
             <NewChatDialog dialog/>
             <ConversationList/>
         </aside>
@@ -194,20 +198,14 @@ fn NewChatDialog(dialog: NodeRef<html::Dialog>) -> impl IntoView {
                 </header>
                 <ActionForm action=open_direct node_ref=direct_form>
                     <div class="start-chat">
-                        <label class="field">
-                            <span>"Start a chat with"</span>
-                            <input
-                                name="username"
-                                placeholder="username"
-                                autocomplete="off"
-                                autocapitalize="none"
-                                spellcheck="false"
-                                autofocus=true
-                                required
-                                aria-invalid=move || direct_error().is_some().to_string()
-                                aria-describedby="direct-error"
-                            />
-                        </label>
+                        <UserSearchInput
+                            label="Start a chat with"
+                            name="username"
+                            id="new-chat-user"
+                            described_by="direct-error"
+                            invalid=Signal::derive(move || direct_error().is_some())
+                            autofocus=true
+                        />
                         <button type="submit" class="primary" disabled=move || open_direct.pending().get()>"Chat"</button>
                     </div>
                     <p id="direct-error" class="error" role="alert">{direct_error}</p>

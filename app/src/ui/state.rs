@@ -16,6 +16,7 @@
 //! the state stays empty) and in the browser; the few browser calls sit behind [`platform`].
 
 use crate::api;
+use crate::contacts::ContactList;
 use crate::delivery::{apply, Ack, Delivery, Inbox, Outbox, Step};
 use crate::model::{
     Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId, UserRef,
@@ -105,6 +106,8 @@ pub struct Chat {
     /// Where the "New messages" line goes in the open conversation: the first message that was
     /// unread when it was opened, or the first that came while the person was away.
     pub divider: RwSignal<Option<Seq>>,
+    /// My contacts and the requests waiting either way (from `/api/contacts`, then `contact` frames).
+    pub contacts: RwSignal<ContactList>,
     /// Cursors, parked messages, gap requests: nothing a view renders.
     delivery: StoredValue<Delivery>,
     /// When we last told the server the user is typing (milliseconds since the epoch).
@@ -141,6 +144,7 @@ impl Chat {
             go_to: RwSignal::new(None),
             announcement: RwSignal::new(String::new()),
             divider: RwSignal::new(None),
+            contacts: RwSignal::new(ContactList::default()),
             delivery: StoredValue::new(Delivery::new(me)),
             typing_sent_at: StoredValue::new(0.0),
             leaving: StoredValue::new(None),
@@ -211,6 +215,20 @@ impl Chat {
                     }
                 }
                 Err(e) => platform::log(&format!("could not load conversations: {e}")),
+            }
+        }
+    }
+
+    /// Fetches my contacts and requests again (on every connect: `contact` frames sent while
+    /// the socket was down are lost, the list is not).
+    pub fn refresh_contacts(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let chat = *self;
+        async move {
+            match api::contacts().await {
+                Ok(list) => {
+                    chat.contacts.try_set(list);
+                }
+                Err(e) => platform::log(&format!("could not load contacts: {e}")),
             }
         }
     }
@@ -404,6 +422,7 @@ impl Chat {
         self.resend_outbox();
         let chat = *self;
         spawn_local(async move {
+            chat.refresh_contacts().await;
             chat.refresh_conversations().await;
             let Some(sync) = chat.delivery.try_update_value(|d| d.resync()) else {
                 return;
@@ -514,6 +533,7 @@ impl Chat {
                     set.remove(&user);
                 }
             }),
+            ServerFrame::Contact(change) => self.contacts.update(|list| list.apply(change)),
         }
     }
 

@@ -223,48 +223,10 @@ impl Store {
 
     /// The one direct conversation between `a` and `b`, created on first use (then `true`).
     pub async fn open_direct(&self, a: UserId, b: UserId) -> Result<(ConvId, bool)> {
-        let key = format!("{}:{}", a.0.min(b.0), a.0.max(b.0));
         let mut tx = self.write().await?;
-        let existing = sqlx::query("SELECT id FROM conversations WHERE direct_key = ?")
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = existing {
-            return Ok((ConvId(row.get("id")), false));
-        }
-        let now = now_ms();
-        let conv = sqlx::query(
-            "INSERT INTO conversations (kind, title, direct_key, last_seq, created_at, updated_at) \
-             VALUES ('direct', NULL, ?, 0, ?, ?)",
-        )
-        .bind(&key)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let conv = inserted_id(self.dialect, &mut tx, &conv).await?;
-        let conv = ConvId(conv);
-        let mut people = vec![a];
-        if b != a {
-            people.push(b);
-        }
-        for user in &people {
-            insert_member(self.dialect, &mut tx, conv, *user, Role::Member, now).await?;
-        }
-        if a != b {
-            for (x, y) in [(a, b), (b, a)] {
-                sqlx::query(&self.dialect.insert_or_ignore(
-                    "INSERT INTO contacts (user_id, contact_id, created_at) VALUES (?, ?, ?)",
-                ))
-                .bind(x.0)
-                .bind(y.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        let opened = open_direct_in(self.dialect, &mut tx, a, b).await?;
         tx.commit().await?;
-        Ok((conv, true))
+        Ok(opened)
     }
 
     /// A new group owned by `owner`, with `others` as members; its log starts with the
@@ -478,6 +440,44 @@ impl Store {
                 .await?;
         Ok(row.map_or(0, |r| r.get("last_read_seq")))
     }
+}
+
+/// [`Store::open_direct`] inside a write transaction of the caller's (accepting a contact request
+/// opens the pair's chat in the same transaction). Opening a chat makes nobody a contact: that
+/// takes a request and its acceptance (see `contacts`).
+pub(crate) async fn open_direct_in(
+    dialect: Dialect,
+    tx: &mut Tx,
+    a: UserId,
+    b: UserId,
+) -> Result<(ConvId, bool)> {
+    let key = format!("{}:{}", a.0.min(b.0), a.0.max(b.0));
+    let existing = sqlx::query("SELECT id FROM conversations WHERE direct_key = ?")
+        .bind(&key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = existing {
+        return Ok((ConvId(row.get("id")), false));
+    }
+    let now = now_ms();
+    let conv = sqlx::query(
+        "INSERT INTO conversations (kind, title, direct_key, last_seq, created_at, updated_at) \
+         VALUES ('direct', NULL, ?, 0, ?, ?)",
+    )
+    .bind(&key)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let conv = ConvId(inserted_id(dialect, tx, &conv).await?);
+    let mut people = vec![a];
+    if b != a {
+        people.push(b);
+    }
+    for user in &people {
+        insert_member(dialect, tx, conv, *user, Role::Member, now).await?;
+    }
+    Ok((conv, true))
 }
 
 /// Inserts a membership; returns false if it already existed.

@@ -1,5 +1,6 @@
-//! The store: everything Tidings keeps — users, sessions, conversations, members, messages — in
-//! SQLite (the embedded default) or MySQL/MariaDB (for a cluster), chosen by the URL's scheme.
+//! The store: everything Tidings keeps — users, sessions, conversations, members, messages,
+//! contacts — in SQLite (the embedded default) or MySQL/MariaDB (for a cluster), chosen by the
+//! URL's scheme.
 //! It is the source of truth; fan-out only ever carries copies of its rows.
 //!
 //! Owns the SQL and the seq rule (per conversation, gap-free, assigned inside the insert's
@@ -10,16 +11,19 @@
 //! (see [`append`]): sqlx on MySQL, and on SQLite a writer thread that drives its own connection.
 //!
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
-//! marks), [`messages`] (history and replay), [`append`] (the batch plan and its MySQL
-//! executor), [`sqlite_writer`] (the SQLite executor).
+//! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
+//! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
+//! executor).
 
 mod accounts;
 pub mod append;
+mod contacts;
 mod conversations;
 mod messages;
 mod sqlite_writer;
 
 pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
+pub use contacts::{Removed, Requested};
 pub use messages::LogRow;
 
 use chrono::{DateTime, Utc};

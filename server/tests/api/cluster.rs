@@ -17,7 +17,7 @@ pub fn redis_url() -> String {
 }
 
 /// `count` nodes sharing a fresh MariaDB database and a fresh Redis prefix.
-async fn cluster(count: usize) -> (Vec<Node>, TempDb) {
+pub async fn cluster(count: usize) -> (Vec<Node>, TempDb) {
     cluster_with(count, &[]).await
 }
 

@@ -6,6 +6,7 @@ mod accounts;
 mod changes;
 mod chat;
 mod cluster;
+mod contacts;
 mod crash;
 mod delivery;
 mod groups;

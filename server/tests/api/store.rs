@@ -82,7 +82,10 @@ on_both_backends! {
     pages_and_replay_are_keyset_slices => check_pages,
     memberships_and_conversation_views => check_memberships,
     edits_deletions_reactions_and_replies_change_current_state => check_changes,
+    contacts_requests_and_search => check_contact_store,
 }
+
+use crate::contacts::check_contact_store;
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
     let name = Username::parse(name).unwrap();
