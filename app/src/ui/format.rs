@@ -377,7 +377,7 @@ mod tests {
             conv: ConvId(1),
             seq: 2,
             id: MessageId(2),
-            client_id: "sys-1-2".into(),
+            client_id: "sys:1:2".into(),
             sender: alice.clone(),
             at: at(2026, 11, 26, 9, 0),
             change: Change::Added {

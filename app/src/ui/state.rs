@@ -979,7 +979,7 @@ mod tests {
             conv: CONV,
             seq: 3,
             id: MessageId(103),
-            client_id: "sys-7-3".into(),
+            client_id: "sys:7:3".into(),
             sender: user(2, "bob"),
             at: Utc.timestamp_opt(1_700_000_003, 0).unwrap(),
             change: Change::Renamed {
@@ -1075,7 +1075,7 @@ mod tests {
             conv: CONV,
             seq: 1,
             id: MessageId(101),
-            client_id: "sys-7-1".into(),
+            client_id: "sys:7:1".into(),
             sender: user(2, "bob"),
             at: Utc.timestamp_opt(1_700_000_001, 0).unwrap(),
             change: Change::Left,

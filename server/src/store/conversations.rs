@@ -399,7 +399,8 @@ impl Store {
 
     /// Appends a group event to `conv`'s log inside `tx`: the conversation's next seq, taken
     /// under its row lock like any entry's (the committer's batches queue behind it), and a row
-    /// with a server-made `client_id` (`sys-<conv>-<seq>`, unique as the seq is).
+    /// with a server-made `client_id` (`sys:<conv>:<seq>`: unique as the seq is, and never a
+    /// valid client's id — `:` is not allowed there — so a client cannot take it first).
     async fn log_event(
         &self,
         tx: &mut Tx,
@@ -447,7 +448,7 @@ impl Store {
         .bind(seq)
         .bind(id)
         .bind(by.0)
-        .bind(format!("sys-{}-{seq}", conv.0))
+        .bind(format!("sys:{}:{seq}", conv.0))
         .bind(body)
         .bind(now)
         .bind(kind)
