@@ -195,6 +195,9 @@ pub enum Change {
     Left,
     /// The sender renamed the group.
     Renamed { title: String },
+    /// `user` is the group's owner now (the owner left, and they were its longest-standing
+    /// member).
+    Owner { user: UserRef },
 }
 
 impl Change {
@@ -220,6 +223,7 @@ impl Change {
             Change::Removed { .. } => "removed",
             Change::Left => "left",
             Change::Renamed { .. } => "renamed",
+            Change::Owner { .. } => "owner",
         }
     }
 

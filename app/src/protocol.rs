@@ -385,7 +385,7 @@ mod tests {
             conv: ConvId(7),
             seq: 5,
             id: MessageId(44),
-            client_id: "sys-7-5".into(),
+            client_id: "sys:7:5".into(),
             sender: alice(),
             at,
             change: Change::Left,

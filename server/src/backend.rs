@@ -313,8 +313,8 @@ impl Backend for AppState {
                 user.username
             )));
         };
-        if let Some(removed) = self.store.remove_member(conv, me.id, user.id).await? {
-            self.publish_event(removed);
+        for event in self.store.remove_member(conv, me.id, user.id).await? {
+            self.publish_event(event);
         }
         self.announce(conv, &[(user.id, last_view.clone())]).await?;
         if user.id == me.id {
@@ -328,8 +328,8 @@ impl Backend for AppState {
     async fn leave_group(&self, me: &UserRef, conv: ConvId) -> Result<(), ApiError> {
         self.require_group_member(me, conv).await?;
         let last_view = self.view(me, conv).await?;
-        if let Some(left) = self.store.remove_member(conv, me.id, me.id).await? {
-            self.publish_event(left);
+        for event in self.store.remove_member(conv, me.id, me.id).await? {
+            self.publish_event(event);
         }
         self.announce(conv, &[(me.id, last_view)]).await
     }

@@ -83,6 +83,8 @@ pub fn system_line(e: &Event, me: UserId) -> String {
         Change::Removed { user } => format!("{who} removed {}", name(user)),
         Change::Left => format!("{who} left the group"),
         Change::Renamed { title } => format!("{who} renamed the group to “{title}”"),
+        Change::Owner { user } if user.id == me => "You are the group's owner now".to_owned(),
+        Change::Owner { user } => format!("{} is the group's owner now", user.username),
         other => format!("{who}: {}", other.kind()),
     }
 }
@@ -375,7 +377,7 @@ mod tests {
             conv: ConvId(1),
             seq: 2,
             id: MessageId(2),
-            client_id: "sys-1-2".into(),
+            client_id: "sys:1:2".into(),
             sender: alice.clone(),
             at: at(2026, 11, 26, 9, 0),
             change: Change::Added {
@@ -400,6 +402,23 @@ mod tests {
         assert_eq!(
             system_line(&renamed, UserId(1)),
             "You renamed the group to “Trip”"
+        );
+        let owner = Event {
+            change: Change::Owner {
+                user: UserRef {
+                    id: UserId(3),
+                    username: "carol".into(),
+                },
+            },
+            ..renamed
+        };
+        assert_eq!(
+            system_line(&owner, UserId(1)),
+            "carol is the group's owner now"
+        );
+        assert_eq!(
+            system_line(&owner, UserId(3)),
+            "You are the group's owner now"
         );
     }
 

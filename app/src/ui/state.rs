@@ -612,6 +612,17 @@ impl Chat {
             });
             if trimmed {
                 self.has_more.set(true);
+                // System lines older than the window go with it, so that the next page starts
+                // right before the oldest message shown.
+                let first = self.messages.with_untracked(|m| m.keys().next().copied());
+                if let Some(first) = first {
+                    if self
+                        .events
+                        .with_untracked(|e| e.keys().next().is_some_and(|s| *s < first))
+                    {
+                        self.events.update(|e| e.retain(|seq, _| *seq > first));
+                    }
+                }
             }
         }
     }
@@ -988,7 +999,7 @@ mod tests {
             conv: CONV,
             seq: 3,
             id: MessageId(103),
-            client_id: "sys-7-3".into(),
+            client_id: "sys:7:3".into(),
             sender: user(2, "bob"),
             at: Utc.timestamp_opt(1_700_000_003, 0).unwrap(),
             change: Change::Renamed {
@@ -1080,12 +1091,25 @@ mod tests {
     #[test]
     fn the_open_conversation_keeps_a_bounded_window() {
         let chat = chat_at(0);
-        for seq in 1..=(MAX_OPEN_MESSAGES as Seq + 10) {
+        chat.on_frame(ServerFrame::Event(Event {
+            conv: CONV,
+            seq: 1,
+            id: MessageId(101),
+            client_id: "sys:7:1".into(),
+            sender: user(2, "bob"),
+            at: Utc.timestamp_opt(1_700_000_001, 0).unwrap(),
+            change: Change::Left,
+        }));
+        for seq in 2..=(MAX_OPEN_MESSAGES as Seq + 11) {
             chat.on_frame(message(seq, 2));
         }
         let seqs = shown(&chat);
         assert_eq!(seqs.len(), MAX_OPEN_MESSAGES);
-        assert_eq!(seqs[0], 11);
+        assert_eq!(seqs[0], 12);
         assert!(chat.has_more.get_untracked());
+        assert!(
+            chat.events.with_untracked(BTreeMap::is_empty),
+            "a system line older than the window goes with it"
+        );
     }
 }

@@ -11,7 +11,7 @@ ALTER TABLE messages
     ADD COLUMN deleted BIGINT NOT NULL DEFAULT 0,        -- not TINYINT: sqlx's Any driver cannot read it
     ADD CONSTRAINT messages_subject FOREIGN KEY (subject_id) REFERENCES users (id),
     ADD CONSTRAINT messages_kind CHECK (kind IN ('message', 'edit', 'delete', 'react', 'unreact',
-                                                 'created', 'added', 'removed', 'left', 'renamed'));
+                                                 'created', 'added', 'removed', 'left', 'renamed', 'owner'));
 
 CREATE TABLE reactions (
     conv_id    BIGINT      NOT NULL,

@@ -1,18 +1,18 @@
 -- One ordered log per conversation: `messages` holds every entry of a conversation's log, in seq
 -- order. A row is a message (kind 'message') or an event about one ('edit', 'delete', 'react',
--- 'unreact') or about the group ('created', 'added', 'removed', 'left', 'renamed'). A message's
--- row keeps its CURRENT state (edited body and time, deleted flag with the body emptied), so
--- history needs no replay; the event rows are what `sync` replays.
+-- 'unreact') or about the group ('created', 'added', 'removed', 'left', 'renamed', 'owner').
+-- A message's row keeps its CURRENT state (edited body and time, deleted flag with the body
+-- emptied), so history needs no replay; the event rows are what `sync` replays.
 --
 -- Only columns with defaults are added, so a plain message is inserted exactly as before.
 
 ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message'
     CHECK (kind IN ('message', 'edit', 'delete', 'react', 'unreact',
-                    'created', 'added', 'removed', 'left', 'renamed'));
+                    'created', 'added', 'removed', 'left', 'renamed', 'owner'));
 -- The message an entry refers to: the one replied to (kind 'message'), or the one edited,
 -- deleted or reacted to. Never indexed: it is only followed from the row that holds it.
 ALTER TABLE messages ADD COLUMN target_seq INTEGER;
--- The user a group event is about ('added', 'removed').
+-- The user a group event is about ('added', 'removed', 'owner').
 ALTER TABLE messages ADD COLUMN subject_id INTEGER REFERENCES users(id);
 ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;

@@ -23,6 +23,8 @@ enum GroupEvent<'a> {
     Removed(UserId),
     Left,
     Renamed(&'a GroupTitle),
+    /// `user` is the group's owner now (its owner left).
+    Owner(UserId),
 }
 
 impl Store {
@@ -283,15 +285,15 @@ impl Store {
         Ok(Some(event))
     }
 
-    /// `by` removes `user` (`by == user`: they leave); the `removed` or `left` event, or None if
-    /// they were not a member. A group left without an owner hands ownership to its
-    /// longest-standing member.
+    /// `by` removes `user` (`by == user`: they leave); the `removed` or `left` event, or nothing
+    /// if they were not a member. A group left without an owner hands ownership to its
+    /// longest-standing member: then an `owner` event follows.
     pub async fn remove_member(
         &self,
         conv: ConvId,
         by: UserId,
         user: UserId,
-    ) -> Result<Option<Event>> {
+    ) -> Result<Vec<Event>> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let what = if by == user {
@@ -308,8 +310,9 @@ impl Store {
             .rows_affected()
             > 0;
         if !removed {
-            return Ok(None);
+            return Ok(Vec::new());
         }
+        let mut events = vec![event];
         let owners: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM members WHERE conv_id = ? AND role = 'owner'")
                 .bind(conv.0)
@@ -317,18 +320,27 @@ impl Store {
                 .await?
                 .get("n");
         if owners == 0 {
-            sqlx::query(
-                "UPDATE members SET role = 'owner' WHERE conv_id = ? AND user_id = \
-                 (SELECT user_id FROM (SELECT user_id FROM members WHERE conv_id = ? \
-                  ORDER BY joined_at, user_id LIMIT 1) AS first_member)",
+            let heir = sqlx::query(
+                "SELECT user_id FROM members WHERE conv_id = ? ORDER BY joined_at, user_id LIMIT 1",
             )
             .bind(conv.0)
-            .bind(conv.0)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            if let Some(heir) = heir {
+                let heir = UserId(heir.try_get("user_id")?);
+                sqlx::query("UPDATE members SET role = 'owner' WHERE conv_id = ? AND user_id = ?")
+                    .bind(conv.0)
+                    .bind(heir.0)
+                    .execute(&mut *tx)
+                    .await?;
+                events.push(
+                    self.log_event(&mut tx, conv, by, GroupEvent::Owner(heir), now)
+                        .await?,
+                );
+            }
         }
         tx.commit().await?;
-        Ok(Some(event))
+        Ok(events)
     }
 
     /// `by` renames the group; the `renamed` event.
@@ -349,7 +361,8 @@ impl Store {
 
     /// Appends a group event to `conv`'s log inside `tx`: the conversation's next seq, taken
     /// under its row lock like any entry's (the committer's batches queue behind it), and a row
-    /// with a server-made `client_id` (`sys-<conv>-<seq>`, unique as the seq is).
+    /// with a server-made `client_id` (`sys:<conv>:<seq>`: unique as the seq is, and never a
+    /// valid client's id — `:` is not allowed there — so a client cannot take it first).
     async fn log_event(
         &self,
         tx: &mut Tx,
@@ -376,6 +389,7 @@ impl Store {
             GroupEvent::Removed(user) => ("removed", "", Some(user.0)),
             GroupEvent::Left => ("left", "", None),
             GroupEvent::Renamed(title) => ("renamed", title.as_str(), None),
+            GroupEvent::Owner(user) => ("owner", "", Some(user.0)),
         };
         // SQLite: under the write lock (BEGIN IMMEDIATE), the next id is the largest plus one,
         // as in the writer thread; MySQL: AUTO_INCREMENT.
@@ -396,7 +410,7 @@ impl Store {
         .bind(seq)
         .bind(id)
         .bind(by.0)
-        .bind(format!("sys-{}-{seq}", conv.0))
+        .bind(format!("sys:{}:{seq}", conv.0))
         .bind(body)
         .bind(now)
         .bind(kind)

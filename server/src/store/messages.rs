@@ -117,6 +117,7 @@ impl From<LogRow> for Entry {
             "added" => Change::Added { user: subject() },
             "removed" => Change::Removed { user: subject() },
             "left" => Change::Left,
+            "owner" => Change::Owner { user: subject() },
             _ => Change::Renamed { title: r.body },
         };
         Entry::Event(Event {

@@ -372,6 +372,18 @@ async fn group_changes_are_lines_in_the_log() {
     let group = app.create_group(&alice, "Plans", "bob").await.id;
     let mut b = app.connect(&bob).await;
     let conv = group.to_string();
+    // A client id that looks like a system event's is refused, so it can never collide with one.
+    let mut a = app.connect(&alice).await;
+    a.send_message(group, &format!("sys:{group}:2"), "sneaky")
+        .await;
+    let code = a
+        .expect(|f| match f {
+            ServerFrame::Error { code, .. } => Some(code),
+            ServerFrame::Ack { .. } => panic!("a system-looking client id was stored"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::BadFrame);
 
     let (status, _) = app
         .post(

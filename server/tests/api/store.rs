@@ -254,12 +254,22 @@ async fn check_memberships(store: Store) {
         .rename(group, b.id, &GroupTitle::parse("Trip").unwrap())
         .await
         .unwrap();
-    // The owner leaves: the longest-standing member inherits the group.
-    assert!(store
-        .remove_member(group, a.id, a.id)
-        .await
-        .unwrap()
-        .is_some());
+    // The owner leaves: the longest-standing member inherits the group, and the log says so.
+    let events = store.remove_member(group, a.id, a.id).await.unwrap();
+    let changes: Vec<_> = events.into_iter().map(|e| (e.seq, e.change)).collect();
+    assert_eq!(
+        changes,
+        [(6, Change::Left), (7, Change::Owner { user: b.clone() })],
+        "created 1, messages 2 and 3, added 4, renamed 5"
+    );
+    assert!(
+        store
+            .remove_member(group, a.id, a.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not a member any more: nothing logged"
+    );
     assert_eq!(
         store.role(group, b.id).await.unwrap(),
         Some(server::store::Role::Owner)
