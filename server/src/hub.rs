@@ -24,6 +24,8 @@ pub enum CloseReason {
     SlowConsumer,
     /// This node may have missed frames from other nodes (Redis came back): catch up.
     Resync,
+    /// An operator disabled the account (`tidings user disable`).
+    Disabled,
 }
 
 /// The one signal a connection's task waits on besides its socket and queue. One token per
@@ -62,6 +64,7 @@ impl Conn {
         let code = match reason {
             CloseReason::SlowConsumer => 1,
             CloseReason::Resync => 2,
+            CloseReason::Disabled => 3,
         };
         if self
             .closing
@@ -84,6 +87,7 @@ impl Conn {
         match self.closing.reason.load(Ordering::Acquire) {
             1 => Some(CloseReason::SlowConsumer),
             2 => Some(CloseReason::Resync),
+            3 => Some(CloseReason::Disabled),
             _ => None,
         }
     }
@@ -157,6 +161,20 @@ impl Hub {
         for conn in inner.conns.values().flatten() {
             conn.close(CloseReason::Resync);
         }
+    }
+
+    /// Closes every local connection of `user` for `reason`; how many there were.
+    pub fn close_user(&self, user: UserId, reason: CloseReason) -> usize {
+        let inner = self.lock();
+        let conns = inner
+            .conns
+            .get(&user)
+            .map(|c| c.as_slice())
+            .unwrap_or_default();
+        for conn in conns {
+            conn.close(reason);
+        }
+        conns.len()
     }
 
     /// Registers a connection for `user` with a queue of `capacity` frames. Returns the handle

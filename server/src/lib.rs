@@ -13,6 +13,8 @@
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`http`]    health and metrics
 //! - [`site`]    the static site: embedded in the binary, or a folder
+//! - [`lockout`] closes the connections of accounts an operator disabled
+//! - [`cli`]     the `tidings` command line: `serve` and the admin commands
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
@@ -20,11 +22,13 @@
 pub mod auth;
 pub mod backend;
 pub mod bus;
+pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod lockout;
 pub mod presence;
 pub mod site;
 pub mod store;
@@ -172,6 +176,11 @@ impl Server {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        tokio::spawn(lockout::run(
+            state.store.clone(),
+            state.hub.clone(),
+            state.shutdown.clone(),
+        ));
         let router = router(state.clone());
         let shutdown = state.shutdown.clone();
         let task = tokio::spawn(async move {

@@ -47,6 +47,7 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4001;
     pub const IDLE_TIMEOUT: u16 = 4002;
     pub const RESYNC: u16 = 4003;
+    pub const DISABLED: u16 = 4004;
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -485,6 +486,7 @@ const SLOW: &str = "slow consumer: reconnect and sync";
 fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
         Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
+        Some(CloseReason::Disabled) => End::Close(close::DISABLED, "account disabled"),
         Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
     }
 }

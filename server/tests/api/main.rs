@@ -3,6 +3,7 @@
 //! sockets: HTTP for the API, WebSocket for chat.
 
 mod accounts;
+mod admin;
 mod chat;
 mod cluster;
 mod crash;
