@@ -189,6 +189,13 @@ impl Backend for AppState {
             .await?;
         match found {
             Some((user, _)) if ok => {
+                // Asked only with the right password, so it reveals nothing to a guesser.
+                if self.store.is_disabled(user.id).await? {
+                    return Err(ApiError::new(
+                        ApiErrorCode::Forbidden,
+                        "this account is disabled; ask the operator of this server",
+                    ));
+                }
                 self.account_limiter.clear(&account_key);
                 let token = self.new_session(user.id).await?;
                 Ok((user, token))

@@ -26,6 +26,8 @@ pub enum CloseReason {
     Resync,
     /// Its session ended (logout, or logout everywhere): the connection must not outlive it.
     LoggedOut,
+    /// An operator disabled the account (`tidings user disable`).
+    Disabled,
 }
 
 /// The one signal a connection's task waits on besides its socket and queue. One token per
@@ -67,6 +69,7 @@ impl Conn {
             CloseReason::SlowConsumer => 1,
             CloseReason::Resync => 2,
             CloseReason::LoggedOut => 3,
+            CloseReason::Disabled => 4,
         };
         if self
             .closing
@@ -90,6 +93,7 @@ impl Conn {
             1 => Some(CloseReason::SlowConsumer),
             2 => Some(CloseReason::Resync),
             3 => Some(CloseReason::LoggedOut),
+            4 => Some(CloseReason::Disabled),
             _ => None,
         }
     }
@@ -172,6 +176,20 @@ impl Hub {
         for conn in inner.conns.values().flatten() {
             conn.close(CloseReason::Resync);
         }
+    }
+
+    /// Closes every local connection of `user` for `reason`; how many there were.
+    pub fn close_user(&self, user: UserId, reason: CloseReason) -> usize {
+        let inner = self.lock();
+        let conns = inner
+            .conns
+            .get(&user)
+            .map(|c| c.as_slice())
+            .unwrap_or_default();
+        for conn in conns {
+            conn.close(reason);
+        }
+        conns.len()
     }
 
     /// Registers a connection for `user` with a queue of `capacity` frames. Returns the handle

@@ -15,6 +15,8 @@
 //! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
 //! - [`http`]    health and metrics
 //! - [`site`]    the static site: embedded in the binary, or a folder
+//! - [`lockout`] closes the connections of accounts an operator disabled
+//! - [`cli`]     the `tidings` command line: `serve` and the admin commands
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
@@ -22,6 +24,7 @@
 pub mod auth;
 pub mod backend;
 pub mod bus;
+pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod fanout;
@@ -29,6 +32,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod listen;
+pub mod lockout;
 pub mod presence;
 pub mod site;
 pub mod store;
@@ -191,6 +195,11 @@ impl Server {
             format!("listening on {addr} (is another server running there? set --addr)")
         })?;
         let addr = listener.local_addr()?;
+        tokio::spawn(lockout::run(
+            state.store.clone(),
+            state.hub.clone(),
+            state.shutdown.clone(),
+        ));
         let router = router(state.clone());
         let door = listen::Door {
             max_connections: state.config.max_connections,

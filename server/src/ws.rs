@@ -52,6 +52,7 @@ pub mod close {
     pub const IDLE_TIMEOUT: u16 = 4002;
     pub const RESYNC: u16 = 4003;
     pub const LOGGED_OUT: u16 = 4004;
+    pub const DISABLED: u16 = 4005;
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -678,6 +679,7 @@ fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
         Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
         Some(CloseReason::LoggedOut) => End::Close(close::LOGGED_OUT, "logged out"),
+        Some(CloseReason::Disabled) => End::Close(close::DISABLED, "account disabled"),
         Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
     }
 }

@@ -75,7 +75,7 @@ impl Store {
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<UserRef>> {
         let row = sqlx::query(
             "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_at > ?",
+             WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now_ms())

@@ -13,15 +13,18 @@
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
 //! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
-//! executor).
+//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state).
 
 mod accounts;
+mod admin;
 pub mod append;
 mod contacts;
 mod conversations;
 mod messages;
+pub mod schema;
 mod sqlite_writer;
 
+pub use admin::AccountRow;
 pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
 pub use contacts::{Removed, Requested};
 pub use messages::LogRow;
@@ -211,10 +214,7 @@ impl Store {
                     .await?
             }
         };
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Dialect::MySql => sqlx::migrate!("./migrations/mysql").run(&pool).await?,
-        }
+        schema::migrator(dialect).run(&pool).await?;
         // Opened after the migrations, so the writer finds the schema (and WAL mode) in place.
         let writer = match dialect {
             Dialect::Sqlite => Some(sqlite_writer::SqliteWriter::open(url, durability)?),

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod changes;
+mod admin;
 mod chat;
 mod cluster;
 mod contacts;

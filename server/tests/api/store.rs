@@ -8,7 +8,7 @@ use sqlx::{Connection, Executor};
 
 /// A store on a throwaway database, and what it takes to throw it away.
 pub enum TempDb {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir), // held for its Drop
+    Sqlite(tempfile::TempDir), // held for its Drop
     MySql { server: String, name: String },
 }
 
@@ -17,14 +17,6 @@ pub fn mysql_server_url() -> String {
 }
 
 impl TempDb {
-    /// The database's URL (MySQL only: a SQLite store is reached through its `Store`).
-    pub fn url(&self) -> String {
-        match self {
-            TempDb::MySql { server, name } => format!("{server}/{name}"),
-            TempDb::Sqlite(_) => unreachable!("the cluster tests use MySQL"),
-        }
-    }
-
     pub async fn sqlite() -> (Store, TempDb) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
@@ -43,6 +35,14 @@ impl TempDb {
             .unwrap();
         let store = Store::connect(&format!("{server}/{name}")).await.unwrap();
         (store, TempDb::MySql { server, name })
+    }
+
+    /// The database's URL (for starting a server or a command on it).
+    pub fn url(&self) -> String {
+        match self {
+            TempDb::Sqlite(dir) => format!("sqlite://{}", dir.path().join("store.db").display()),
+            TempDb::MySql { server, name } => format!("{server}/{name}"),
+        }
     }
 
     pub async fn drop_db(self) {
