@@ -3,7 +3,7 @@
 //! (create, reset-password, disable — which closes the user's open socket — enable, list),
 //! migrate and check, backup while messages are being written, and `--version`.
 
-use crate::helpers::{Client, TestApp};
+use crate::helpers::{traffic, Client, TestApp};
 use crate::store::TempDb;
 use app::model::ConvId;
 use app::protocol::ServerFrame;
@@ -113,6 +113,9 @@ async fn start_server(db_url: &str) -> (Server, TestApp) {
     let mut config = Config::with_database(db_url);
     config.addr = Some("127.0.0.1:0".parse().unwrap());
     config.log = "warn".into();
+    // The backup test's writer sends as fast as its acks come back: far past the default
+    // per-user send rate, which is not what these tests are about.
+    traffic(&mut config);
     let server = Server::start(config).await.expect("server starts");
     let app = TestApp::attach(server.addr);
     (server, app)
