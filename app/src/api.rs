@@ -442,6 +442,34 @@ pub mod ssr {
         }
     }
 
+    /// A plain form post that failed is sent back to its form with the error in the URL. With a
+    /// `Referer` server_fn does that itself; without one it redirected to `/` exactly as a
+    /// success does, so the person never saw why. Then the form is the login page (for login
+    /// and register) or the home page, with the same `__path`/`__err` query.
+    fn form_error_redirect(parts: &Parts, error: &ApiError) {
+        use server_fn::error::ServerFnUrlError;
+        if parts.headers.contains_key(header::REFERER) {
+            return;
+        }
+        let path = parts.uri.path();
+        let page = if path.ends_with("/login") || path.ends_with("/register") {
+            "/login"
+        } else {
+            "/"
+        };
+        let Ok(url) = ServerFnUrlError::new(path, error.clone()).to_url(&format!("http://x{page}"))
+        else {
+            return;
+        };
+        let location = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        if let (Some(res), Ok(value)) = (
+            use_context::<ResponseOptions>(),
+            HeaderValue::from_str(&location),
+        ) {
+            res.insert_header(header::LOCATION, value);
+        }
+    }
+
     /// Runs a server function's body and, on error, sets the HTTP status that matches the error.
     /// A plain HTML form post keeps the redirect back to the form instead, which shows the error.
     pub async fn respond<T>(
@@ -452,14 +480,19 @@ pub mod ssr {
             if e.code == ApiErrorCode::Internal {
                 leptos::logging::error!("api error: {}", e.message);
             }
-            let from_form = use_context::<Parts>()
-                .and_then(|p| p.headers.get(header::ACCEPT).cloned())
+            let parts = use_context::<Parts>();
+            let from_form = parts
+                .as_ref()
+                .and_then(|p| p.headers.get(header::ACCEPT))
                 .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
                 .unwrap_or(false);
             if let (false, Some(res)) = (from_form, use_context::<ResponseOptions>()) {
                 res.set_status(
                     StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 );
+            }
+            if let (true, Some(parts)) = (from_form, &parts) {
+                form_error_redirect(parts, e);
             }
         }
         result

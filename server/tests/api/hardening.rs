@@ -734,3 +734,35 @@ async fn metrics_count_refusals_by_limit() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_form_login_without_referer_goes_back_to_the_form_with_the_error() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |password: &'static str| {
+        browser
+            .post(app.url("/api/login"))
+            .header("accept", "text/html")
+            .form(&[("username", "alice"), ("password", password)])
+            .send()
+    };
+    let failed = post("wrong password").await.unwrap();
+    let location = failed.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(failed.status(), 302);
+    assert!(
+        location.starts_with("/login?") && location.contains("__err="),
+        "{location}"
+    );
+    let ok = post("correct horse battery").await.unwrap();
+    assert_eq!(
+        (
+            ok.status().as_u16(),
+            ok.headers()["location"].to_str().unwrap()
+        ),
+        (302, "/")
+    );
+}
