@@ -151,6 +151,19 @@ pub async fn logout() -> Result<(), ApiError> {
     .await
 }
 
+/// Changes the current user's password; every other session (other devices) is logged out.
+#[server(endpoint = "change_password")]
+pub async fn change_password(current: String, new: String) -> Result<(), ApiError> {
+    use crate::model::Password;
+    ssr::respond(async move {
+        let new = Password::parse(&new)?;
+        let (backend, me) = ssr::current_user().await?;
+        let token = ssr::session_token().ok_or_else(ApiError::unauthorized)?;
+        backend.change_password(&me, &token, &current, new).await
+    })
+    .await
+}
+
 /// Ends every session of the current user (all devices) and clears this one's cookie.
 #[server(endpoint = "logout_everywhere")]
 pub async fn logout_everywhere() -> Result<(), ApiError> {
@@ -316,6 +329,15 @@ pub mod ssr {
             peer: &str,
         ) -> Result<(UserRef, String), ApiError>;
         async fn logout(&self, token: &str) -> Result<(), ApiError>;
+        /// Checks `current`, sets `new`, and ends every other session of `me` (closing their
+        /// connections); the session `token` stays.
+        async fn change_password(
+            &self,
+            me: &UserRef,
+            token: &str,
+            current: &str,
+            new: Password,
+        ) -> Result<(), ApiError>;
         /// Ends every session of `me` and closes all their connections.
         async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError>;
         /// Whether the caller (by address, when known) may register another account now;

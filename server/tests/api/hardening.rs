@@ -766,3 +766,76 @@ async fn a_failed_form_login_without_referer_goes_back_to_the_form_with_the_erro
         (302, "/")
     );
 }
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let (_, other) = {
+        let res = app
+            .http
+            .post(app.url("/api/login"))
+            .form(&[("username", "alice"), ("password", "correct horse battery")])
+            .send()
+            .await
+            .unwrap();
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (res.status(), cookie)
+    };
+    let mut stolen = Client::connect(app.addr, Some(&other)).await.unwrap();
+    let mut mine = app.connect(&alice).await;
+
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[("current", "wrong"), ("new", "a new long password")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("bad_credentials"))
+    );
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[("current", "correct horse battery"), ("new", "short")],
+        )
+        .await;
+    assert_eq!((status, body["code"].clone()), (400, json!("invalid")));
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[
+                ("current", "correct horse battery"),
+                ("new", "a new long password"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        close_code(&mut stolen).await,
+        Some(4004),
+        "the other session's socket closes"
+    );
+    let (_, me) = app.post("/api/me", Some(&other), &[]).await;
+    assert_eq!(me, serde_json::Value::Null, "the other session is gone");
+    mine.send(&ClientFrame::Ping).await;
+    assert_eq!(mine.recv().await, ServerFrame::Pong, "this one stays");
+    let (status, _) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "a new long password")],
+        )
+        .await;
+    assert_eq!(status, 200);
+}
