@@ -105,6 +105,15 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes sessions past their expiry (they already stopped working); how many.
+    pub async fn delete_expired_sessions(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends every session of `user` (log out everywhere).
     pub async fn delete_sessions_of(&self, user: UserId) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")

@@ -73,6 +73,23 @@ on_both_backends! {
     unread_counts_follow_reads_and_own_messages => check_unread,
     pages_and_replay_are_keyset_slices => check_pages,
     memberships_and_conversation_views => check_memberships,
+    expired_sessions_stop_working_and_are_deleted => check_expired_sessions,
+}
+
+async fn check_expired_sessions(store: Store) {
+    let a = user(&store, "ann").await;
+    store
+        .create_session(a.id, "expired", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    store
+        .create_session(a.id, "live", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.session_user("expired").await.unwrap(), None);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 0);
+    assert_eq!(store.session_user("live").await.unwrap(), Some(a));
 }
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
