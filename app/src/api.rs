@@ -70,15 +70,16 @@ impl ApiError {
     }
 
     /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
         match self.code {
-            ApiErrorCode::Invalid => 400,
-            ApiErrorCode::Unauthorized | ApiErrorCode::BadCredentials => 401,
-            ApiErrorCode::Forbidden => 403,
-            ApiErrorCode::NotFound => 404,
-            ApiErrorCode::Conflict => 409,
-            ApiErrorCode::RateLimited => 429,
-            ApiErrorCode::Internal | ApiErrorCode::Transport => 500,
+            ApiErrorCode::Invalid => StatusCode::BAD_REQUEST,
+            ApiErrorCode::Unauthorized | ApiErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ApiErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ApiErrorCode::Conflict => StatusCode::CONFLICT,
+            ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiErrorCode::Internal | ApiErrorCode::Transport => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -302,7 +303,7 @@ pub mod ssr {
     use crate::model::{
         ConvId, Conversation, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
     };
-    use http::{header, request::Parts, HeaderValue, StatusCode};
+    use http::{header, request::Parts, HeaderValue};
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
     use std::future::Future;
@@ -509,9 +510,7 @@ pub mod ssr {
                 .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
                 .unwrap_or(false);
             if let (false, Some(res)) = (from_form, use_context::<ResponseOptions>()) {
-                res.set_status(
-                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                );
+                res.set_status(e.status());
             }
             if let (true, Some(parts)) = (from_form, &parts) {
                 form_error_redirect(parts, e);

@@ -112,13 +112,7 @@ pub async fn upgrade(
     let session = session_key(&crate::auth::token_hash(&token));
     let user = match state.authenticate(&token).await {
         Ok(user) => user,
-        Err(e) => {
-            return (
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-                e.message,
-            )
-                .into_response()
-        }
+        Err(e) => return (e.status(), e.message).into_response(),
     };
     // Limits per user, checked before the upgrade so a refused client costs no socket task.
     let open = state.hub.connections_of(user.id);
