@@ -70,15 +70,16 @@ impl ApiError {
     }
 
     /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
         match self.code {
-            ApiErrorCode::Invalid => 400,
-            ApiErrorCode::Unauthorized | ApiErrorCode::BadCredentials => 401,
-            ApiErrorCode::Forbidden => 403,
-            ApiErrorCode::NotFound => 404,
-            ApiErrorCode::Conflict => 409,
-            ApiErrorCode::RateLimited => 429,
-            ApiErrorCode::Internal | ApiErrorCode::Transport => 500,
+            ApiErrorCode::Invalid => StatusCode::BAD_REQUEST,
+            ApiErrorCode::Unauthorized | ApiErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ApiErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ApiErrorCode::Conflict => StatusCode::CONFLICT,
+            ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiErrorCode::Internal | ApiErrorCode::Transport => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -147,6 +148,19 @@ pub async fn logout() -> Result<(), ApiError> {
         ssr::clear_session_cookie();
         leptos_axum::redirect("/login");
         Ok(())
+    })
+    .await
+}
+
+/// Changes the current user's password; every other session (other devices) is logged out.
+#[server(endpoint = "change_password")]
+pub async fn change_password(current: String, new: String) -> Result<(), ApiError> {
+    use crate::model::Password;
+    ssr::respond(async move {
+        let new = Password::parse(&new)?;
+        let (backend, me) = ssr::current_user().await?;
+        let token = ssr::session_token().ok_or_else(ApiError::unauthorized)?;
+        backend.change_password(&me, &token, &current, new).await
     })
     .await
 }
@@ -369,7 +383,7 @@ pub mod ssr {
     use crate::model::{
         ConvId, Conversation, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
     };
-    use http::{header, request::Parts, HeaderValue, StatusCode};
+    use http::{header, request::Parts, HeaderValue};
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
     use std::future::Future;
@@ -396,6 +410,15 @@ pub mod ssr {
             peer: &str,
         ) -> Result<(UserRef, String), ApiError>;
         async fn logout(&self, token: &str) -> Result<(), ApiError>;
+        /// Checks `current`, sets `new`, and ends every other session of `me` (closing their
+        /// connections); the session `token` stays.
+        async fn change_password(
+            &self,
+            me: &UserRef,
+            token: &str,
+            current: &str,
+            new: Password,
+        ) -> Result<(), ApiError>;
         /// Ends every session of `me` and closes all their connections.
         async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError>;
         /// Whether the caller (by address, when known) may register another account now;
@@ -550,6 +573,34 @@ pub mod ssr {
         }
     }
 
+    /// A plain form post that failed is sent back to its form with the error in the URL. With a
+    /// `Referer` server_fn does that itself; without one it redirected to `/` exactly as a
+    /// success does, so the person never saw why. Then the form is the login page (for login
+    /// and register) or the home page, with the same `__path`/`__err` query.
+    fn form_error_redirect(parts: &Parts, error: &ApiError) {
+        use server_fn::error::ServerFnUrlError;
+        if parts.headers.contains_key(header::REFERER) {
+            return;
+        }
+        let path = parts.uri.path();
+        let page = if path.ends_with("/login") || path.ends_with("/register") {
+            "/login"
+        } else {
+            "/"
+        };
+        let Ok(url) = ServerFnUrlError::new(path, error.clone()).to_url(&format!("http://x{page}"))
+        else {
+            return;
+        };
+        let location = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        if let (Some(res), Ok(value)) = (
+            use_context::<ResponseOptions>(),
+            HeaderValue::from_str(&location),
+        ) {
+            res.insert_header(header::LOCATION, value);
+        }
+    }
+
     /// Runs a server function's body and, on error, sets the HTTP status that matches the error.
     /// A plain HTML form post keeps the redirect back to the form instead, which shows the error.
     pub async fn respond<T>(
@@ -560,14 +611,17 @@ pub mod ssr {
             if e.code == ApiErrorCode::Internal {
                 leptos::logging::error!("api error: {}", e.message);
             }
-            let from_form = use_context::<Parts>()
-                .and_then(|p| p.headers.get(header::ACCEPT).cloned())
+            let parts = use_context::<Parts>();
+            let from_form = parts
+                .as_ref()
+                .and_then(|p| p.headers.get(header::ACCEPT))
                 .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
                 .unwrap_or(false);
             if let (false, Some(res)) = (from_form, use_context::<ResponseOptions>()) {
-                res.set_status(
-                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                );
+                res.set_status(e.status());
+            }
+            if let (true, Some(parts)) = (from_form, &parts) {
+                form_error_redirect(parts, e);
             }
         }
         result

@@ -233,6 +233,50 @@ impl Backend for AppState {
         Ok(())
     }
 
+    async fn change_password(
+        &self,
+        me: &UserRef,
+        token: &str,
+        current: &str,
+        new: Password,
+    ) -> Result<(), ApiError> {
+        let account_key = format!("user:{}", me.username);
+        if self.account_limiter.is_blocked(&account_key) {
+            return Err(ApiError::new(
+                ApiErrorCode::RateLimited,
+                "too many wrong passwords; wait a few minutes and try again",
+            ));
+        }
+        let stored = self
+            .store
+            .user_with_hash(&me.username)
+            .await?
+            .map(|(_, hash)| hash);
+        let current = current.to_owned();
+        let ok = self
+            .hashes
+            .run(move || auth::verify_password(&current, stored.as_deref()))
+            .await?;
+        if !ok {
+            self.account_limiter.record_failure(&account_key);
+            return Err(ApiError::new(
+                ApiErrorCode::BadCredentials,
+                "the current password is wrong",
+            ));
+        }
+        let hash = self
+            .hashes
+            .run(move || auth::hash_password(new.expose()))
+            .await?
+            .map_err(|e| ApiError::internal(format!("could not hash the password: {e}")))?;
+        let keep = auth::token_hash(token);
+        self.store.set_password(me.id, &hash, &keep).await?;
+        self.bus
+            .end_sessions(me.id, Sessions::AllBut(session_key(&keep)));
+        tracing::info!(user = %me.username, "password changed; other sessions ended");
+        Ok(())
+    }
+
     async fn logout_everywhere(&self, me: &UserRef) -> Result<(), ApiError> {
         self.store.delete_sessions_of(me.id).await?;
         self.bus.end_sessions(me.id, Sessions::All);

@@ -10,6 +10,7 @@
 //! locally, reconnects with backoff, and then closes its connections with 4003 "resync" so that
 //! every client catches up from the database. Owns the Redis connections; never touches the store.
 
+pub use crate::hub::Sessions;
 use crate::hub::{Hub, Skip};
 use crate::presence::{Presence, PresenceNote};
 use app::model::{ConvId, UserId};
@@ -56,24 +57,6 @@ pub struct UserNote {
 #[serde(deny_unknown_fields)]
 pub struct EndSessions {
     pub end_sessions: Sessions,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Sessions {
-    /// The connections opened under this session key (`hub::session_key`).
-    One(u64),
-    /// All of the user's connections.
-    All,
-}
-
-impl Sessions {
-    fn key(self) -> Option<u64> {
-        match self {
-            Sessions::One(key) => Some(key),
-            Sessions::All => None,
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -138,7 +121,7 @@ impl Bus {
             Bus::Local(hub) => hub,
             Bus::Redis(bus) => &bus.hub,
         };
-        hub.end_sessions(user, sessions.key());
+        hub.end_sessions(user, sessions);
         if let Bus::Redis(bus) = self {
             let note = EndSessions {
                 end_sessions: sessions,
@@ -297,7 +280,7 @@ impl RedisBus {
             Topic::User(user) => match serde_json::from_str::<UserNote>(payload) {
                 Ok(note) => apply(&self.hub, user, &note),
                 Err(e) => match serde_json::from_str::<EndSessions>(payload) {
-                    Ok(end) => self.hub.end_sessions(user, end.end_sessions.key()),
+                    Ok(end) => self.hub.end_sessions(user, end.end_sessions),
                     Err(_) => tracing::warn!(error = %e, "unreadable note on the bus"),
                 },
             },

@@ -166,8 +166,7 @@ pub async fn api_error_status(
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     };
     if let Ok(error) = serde_json::from_slice::<app::api::ApiError>(&bytes) {
-        parts.status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        parts.status = error.status();
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -108,6 +108,28 @@ pub fn session_key(token_hash: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Which of a user's sessions ended (by [`session_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sessions {
+    /// This one (logout).
+    One(u64),
+    /// All of them (logout everywhere).
+    All,
+    /// All but this one (the password was changed in it).
+    AllBut(u64),
+}
+
+impl Sessions {
+    pub fn includes(self, session: u64) -> bool {
+        match self {
+            Sessions::One(key) => key == session,
+            Sessions::All => true,
+            Sessions::AllBut(key) => key != session,
+        }
+    }
+}
+
 /// Whom a publish leaves out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -377,12 +399,12 @@ impl Hub {
             .is_some_and(|convs| convs.contains(&conv))
     }
 
-    /// Closes `user`'s connections here that were opened under `session` (all of them for
-    /// `None`) with "logged out".
-    pub fn end_sessions(&self, user: UserId, session: Option<u64>) {
+    /// Closes `user`'s connections here that were opened under the ended `sessions` with
+    /// "logged out".
+    pub fn end_sessions(&self, user: UserId, sessions: Sessions) {
         let inner = self.lock();
         for conn in inner.conns.get(&user).into_iter().flatten() {
-            if session.is_none_or(|s| s == conn.session) {
+            if sessions.includes(conn.session) {
                 conn.close(CloseReason::LoggedOut);
             }
         }

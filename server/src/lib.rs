@@ -172,6 +172,21 @@ impl Server {
                 }
             }
         });
+        // Expired sessions no longer authenticate; this only keeps the table from growing.
+        tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    every.tick().await;
+                    match store.delete_expired_sessions().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sessions = n, "deleted expired sessions"),
+                        Err(e) => tracing::warn!(error = %e, "deleting expired sessions failed"),
+                    }
+                }
+            }
+        });
         let state = AppState {
             limits,
             open: listen::Tracker::default(),

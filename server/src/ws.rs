@@ -42,17 +42,59 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// Most queued frames written per batch, so a busy connection still reads its client in between.
 const WRITE_BATCH: usize = 64;
 
-/// Close codes (4000–4999 are the application's own).
-pub mod close {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const INTERNAL: u16 = 1011;
-    pub const SLOW_CONSUMER: u16 = 4001;
-    pub const IDLE_TIMEOUT: u16 = 4002;
-    pub const RESYNC: u16 = 4003;
-    pub const LOGGED_OUT: u16 = 4004;
-    pub const DISABLED: u16 = 4005;
+/// Why the server closes a connection: each reason with its close code and the text sent with
+/// it, in one place (PROTOCOL.md's "Connection lifetime" lists them). 4000–4999 are the
+/// application's own codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// 1001: the server is shutting down.
+    GoingAway,
+    /// 1008: too many refused frames.
+    TooManyRefusals,
+    /// 1009: a frame over the hard limit.
+    TooBig,
+    /// 1011: the server failed; reconnect.
+    Internal,
+    /// 4001: the client read too slowly.
+    SlowConsumer,
+    /// 4002: nothing heard for the idle timeout.
+    IdleTimeout,
+    /// 4003: this node may have missed frames from others.
+    Resync,
+    /// 4004: the session ended.
+    LoggedOut,
+    /// 4005: an operator disabled the account.
+    Disabled,
+}
+
+impl Close {
+    pub fn code(self) -> u16 {
+        match self {
+            Close::GoingAway => 1001,
+            Close::TooManyRefusals => 1008,
+            Close::TooBig => 1009,
+            Close::Internal => 1011,
+            Close::SlowConsumer => 4001,
+            Close::IdleTimeout => 4002,
+            Close::Resync => 4003,
+            Close::LoggedOut => 4004,
+            Close::Disabled => 4005,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Close::GoingAway => "server shutting down",
+            Close::TooManyRefusals => "too many refused frames: fix the client and reconnect",
+            Close::TooBig => "frame too large: the limit is 1 MiB",
+            Close::Internal => "server error; reconnect",
+            Close::SlowConsumer => "slow consumer: reconnect and sync",
+            Close::IdleTimeout => "idle timeout",
+            Close::Resync => "resync: reconnect and sync",
+            Close::LoggedOut => "logged out",
+            Close::Disabled => "account disabled",
+        }
+    }
 }
 
 /// `GET /ws`: upgrades only requests with a valid session cookie and an allowed `Origin`.
@@ -74,13 +116,7 @@ pub async fn upgrade(
     let session = session_key(&crate::auth::token_hash(&token));
     let user = match state.authenticate(&token).await {
         Ok(user) => user,
-        Err(e) => {
-            return (
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-                e.message,
-            )
-                .into_response()
-        }
+        Err(e) => return (e.status(), e.message).into_response(),
     };
     // Limits per user, checked before the upgrade so a refused client costs no socket task.
     let open = state.hub.connections_of(user.id);
@@ -151,8 +187,8 @@ impl Replay {
 enum End {
     /// The client closed or vanished; nothing more to send.
     Gone,
-    /// We close with this code and reason.
-    Close(u16, &'static str),
+    /// We close, for this reason.
+    Close(Close),
 }
 
 struct Connection {
@@ -198,8 +234,8 @@ impl Connection {
                 .presence
                 .departed(&self.state.bus, self.user.id, &convs);
         }
-        if let End::Close(code, reason) = end {
-            if code == close::SLOW_CONSUMER {
+        if let End::Close(close) = end {
+            if close == Close::SlowConsumer {
                 self.state
                     .hub
                     .stats
@@ -208,8 +244,8 @@ impl Connection {
                 tracing::info!(user = %self.user.username, "closed a slow consumer");
             }
             let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
+                code: close.code(),
+                reason: Utf8Bytes::from_static(close.reason()),
             };
             // Best effort: a slow or vanished client may never read it.
             let sent = timeout(
@@ -255,7 +291,7 @@ impl Connection {
                 Ok(convs) => convs,
                 Err(e) => {
                     tracing::error!(error = %e, "loading conversations for a new connection failed");
-                    return Err(End::Close(close::INTERNAL, "server error; reconnect"));
+                    return Err(End::Close(Close::Internal));
                 }
             };
             // Retried only if someone left a conversation while we read: rare and cheap.
@@ -315,7 +351,7 @@ impl Connection {
         loop {
             tokio::select! {
                 _ = &mut closed => return closing(conn),
-                _ = &mut shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
+                _ = &mut shutdown => return End::Close(Close::GoingAway),
                 incoming = self.socket.recv() => {
                     let msg = match incoming {
                         Some(Ok(msg)) => msg,
@@ -353,7 +389,7 @@ impl Connection {
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() >= idle_timeout {
-                        return End::Close(close::IDLE_TIMEOUT, "idle timeout");
+                        return End::Close(Close::IdleTimeout);
                     }
                     let ping = std::iter::once(WsMessage::Ping(Default::default()));
                     if let Err(end) = self.write(conn, ping).await {
@@ -520,10 +556,7 @@ impl Connection {
             .get_or_insert_with(|| Box::new(limits.bad_frames()));
         if allowance.check().is_err() {
             Refusals::count(&limits.refusals.bad_frame_closes);
-            return Err(End::Close(
-                close::POLICY,
-                "too many refused frames: fix the client and reconnect",
-            ));
+            return Err(End::Close(Close::TooManyRefusals));
         }
         Ok(())
     }
@@ -574,7 +607,7 @@ impl Connection {
             .committer
             .submit(entry, conn.clone())
             .await
-            .map_err(|_| End::Close(close::GOING_AWAY, "server shutting down"))
+            .map_err(|_| End::Close(Close::GoingAway))
     }
 
     /// Sends the next page of the pending replay, then `synced` once all cursors are caught up.
@@ -586,7 +619,7 @@ impl Connection {
             Ok(page) => page,
             Err(e) => {
                 tracing::error!(error = %e, "replay query failed");
-                return Err(End::Close(close::INTERNAL, "server error; reconnect"));
+                return Err(End::Close(Close::Internal));
             }
         };
         let full = page.len() == REPLAY_PAGE as usize;
@@ -638,7 +671,7 @@ impl Connection {
                 tokio::select! {
                     done = timeout(limit, &mut write) => match done {
                         Ok(done) => done,
-                        Err(_) => return Err(End::Close(close::SLOW_CONSUMER, SLOW)),
+                        Err(_) => return Err(End::Close(Close::SlowConsumer)),
                     },
                     _ = conn.closed() => return Err(closing(conn)),
                 }
@@ -647,8 +680,6 @@ impl Connection {
         written.map_err(|_| End::Gone)
     }
 }
-
-const SLOW: &str = "slow consumer: reconnect and sync";
 
 /// A message body, or why it is refused.
 fn parse_body(body: String) -> Result<Body, (ErrorCode, String)> {
@@ -667,9 +698,7 @@ fn parse_body(body: String) -> Result<Body, (ErrorCode, String)> {
 /// (reset, broken framing) means the client is gone or not speaking WebSocket.
 fn read_failed(error: axum::Error) -> End {
     match error.into_inner().downcast::<tungstenite::Error>() {
-        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
-            End::Close(close::TOO_BIG, "frame too large: the limit is 1 MiB")
-        }
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => End::Close(Close::TooBig),
         _ => End::Gone,
     }
 }
@@ -677,10 +706,10 @@ fn read_failed(error: axum::Error) -> End {
 /// How to close a connection the hub asked to close.
 fn closing(conn: &Conn) -> End {
     match conn.close_reason() {
-        Some(CloseReason::Resync) => End::Close(close::RESYNC, "resync: reconnect and sync"),
-        Some(CloseReason::LoggedOut) => End::Close(close::LOGGED_OUT, "logged out"),
-        Some(CloseReason::Disabled) => End::Close(close::DISABLED, "account disabled"),
-        Some(CloseReason::SlowConsumer) | None => End::Close(close::SLOW_CONSUMER, SLOW),
+        Some(CloseReason::Resync) => End::Close(Close::Resync),
+        Some(CloseReason::LoggedOut) => End::Close(Close::LoggedOut),
+        Some(CloseReason::Disabled) => End::Close(Close::Disabled),
+        Some(CloseReason::SlowConsumer) | None => End::Close(Close::SlowConsumer),
     }
 }
 

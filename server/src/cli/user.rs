@@ -45,7 +45,7 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
             let (store, username) = open(&named).await?;
             let hash = hash(read_password(&username)?).await?;
             store
-                .set_password(&username, &hash)
+                .reset_password(&username, &hash)
                 .await?
                 .ok_or_else(|| no_such_user(&username))?;
             println!(

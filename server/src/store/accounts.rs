@@ -87,6 +87,33 @@ impl Store {
         }))
     }
 
+    /// Replaces `user`'s password hash and ends every other session of theirs, in one
+    /// transaction: whoever knew the old password is out.
+    pub async fn set_password(&self, user: UserId, password_hash: &str, keep: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?")
+            .bind(user.0)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes sessions past their expiry (they already stopped working); how many.
+    pub async fn delete_expired_sessions(&self) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends every session of `user` (log out everywhere).
     pub async fn delete_sessions_of(&self, user: UserId) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")

@@ -28,7 +28,7 @@ impl Store {
 
     /// Replaces the password hash of `username` and ends all their sessions (whoever knew the
     /// old password is logged out). `None` if there is no such user.
-    pub async fn set_password(
+    pub async fn reset_password(
         &self,
         username: &Username,
         password_hash: &str,

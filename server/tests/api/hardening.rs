@@ -646,11 +646,20 @@ async fn readyz_answers_503_while_redis_is_down_and_healthz_stays_200() {
             (status, res.json::<serde_json::Value>().await.unwrap())
         }
     };
-    let (status, ready) = get("/readyz").await;
+    // Ready once the Redis subscription is up (it comes up just after start).
+    let mut answer = get("/readyz").await;
+    for _ in 0..100 {
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = get("/readyz").await;
+    }
     assert_eq!(
-        (status, ready["ready"].clone()),
+        (answer.0, answer.1["ready"].clone()),
         (200, json!(true)),
-        "{ready}"
+        "{}",
+        answer.1
     );
     redis.kill().await;
     let mut answer = get("/readyz").await;
@@ -734,4 +743,109 @@ async fn metrics_count_refusals_by_limit() {
         text.contains("tidings_rate_limited_total{limit=\"send\"} 1\n"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_failed_form_login_without_referer_goes_back_to_the_form_with_the_error() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |password: &'static str| {
+        browser
+            .post(app.url("/api/login"))
+            .header("accept", "text/html")
+            .form(&[("username", "alice"), ("password", password)])
+            .send()
+    };
+    let failed = post("wrong password").await.unwrap();
+    let location = failed.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(failed.status(), 302);
+    assert!(
+        location.starts_with("/login?") && location.contains("__err="),
+        "{location}"
+    );
+    let ok = post("correct horse battery").await.unwrap();
+    assert_eq!(
+        (
+            ok.status().as_u16(),
+            ok.headers()["location"].to_str().unwrap()
+        ),
+        (302, "/")
+    );
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let (_, other) = {
+        let res = app
+            .http
+            .post(app.url("/api/login"))
+            .form(&[("username", "alice"), ("password", "correct horse battery")])
+            .send()
+            .await
+            .unwrap();
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (res.status(), cookie)
+    };
+    let mut stolen = Client::connect(app.addr, Some(&other)).await.unwrap();
+    let mut mine = app.connect(&alice).await;
+
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[("current", "wrong"), ("new", "a new long password")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("bad_credentials"))
+    );
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[("current", "correct horse battery"), ("new", "short")],
+        )
+        .await;
+    assert_eq!((status, body["code"].clone()), (400, json!("invalid")));
+    let (status, body) = app
+        .post(
+            "/api/change_password",
+            Some(&alice.cookie),
+            &[
+                ("current", "correct horse battery"),
+                ("new", "a new long password"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        close_code(&mut stolen).await,
+        Some(4004),
+        "the other session's socket closes"
+    );
+    let (_, me) = app.post("/api/me", Some(&other), &[]).await;
+    assert_eq!(me, serde_json::Value::Null, "the other session is gone");
+    mine.send(&ClientFrame::Ping).await;
+    assert_eq!(mine.recv().await, ServerFrame::Pong, "this one stays");
+    let (status, _) = app
+        .post(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "a new long password")],
+        )
+        .await;
+    assert_eq!(status, 200);
 }

@@ -83,6 +83,23 @@ on_both_backends! {
     memberships_and_conversation_views => check_memberships,
     edits_deletions_reactions_and_replies_change_current_state => check_changes,
     contacts_requests_and_search => check_contact_store,
+    expired_sessions_stop_working_and_are_deleted => check_expired_sessions,
+}
+
+async fn check_expired_sessions(store: Store) {
+    let a = user(&store, "ann").await;
+    store
+        .create_session(a.id, "expired", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    store
+        .create_session(a.id, "live", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.session_user("expired").await.unwrap(), None);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 0);
+    assert_eq!(store.session_user("live").await.unwrap(), Some(a));
 }
 
 use crate::contacts::check_contact_store;
