@@ -26,7 +26,7 @@ enum Answer {
 }
 
 /// Sends `answer` about `user` and applies the reply, or shows why it was refused.
-fn answer(chat: Chat, error: RwSignal<Option<String>>, answer: Answer, user: &UserRef) {
+fn send_answer(chat: Chat, error: RwSignal<Option<String>>, answer: Answer, user: &UserRef) {
     let name = user.username.clone();
     spawn_local(async move {
         let reply: Result<ContactChange, ApiError> = match answer {
@@ -145,29 +145,64 @@ pub fn ContactsSection() -> impl IntoView {
 /// Someone asked me: Accept or Decline.
 #[component]
 fn RequestRow(user: UserRef, error: RwSignal<Option<String>>) -> impl IntoView {
-    let chat = use_chat();
-    let (accept, decline) = (user.clone(), user.clone());
+    let name = user.username.clone();
+    view! {
+        <PersonRow user=user.clone()>
+            <AnswerButton
+                user=user.clone()
+                error
+                answer=Answer::Accept
+                text="Accept"
+                label=format!("Accept {name}")
+                class="primary small"
+            />
+            <AnswerButton
+                user=user.clone()
+                error
+                answer=Answer::Decline
+                text="Decline"
+                label=format!("Decline {name}")
+                class="ghost small"
+            />
+        </PersonRow>
+    }
+    .into_any()
+}
+
+/// A person in one of the lists: avatar and name, then the row's buttons.
+#[component]
+fn PersonRow(user: UserRef, children: Children) -> impl IntoView {
     view! {
         <li class="contact">
             <Avatar name=user.username.clone() user=user.id small=true/>
-            <span class="contact-name">{user.username.clone()}</span>
-            <button
-                type="button"
-                class="primary small"
-                aria-label=format!("Accept {}", user.username)
-                on:click=move |_| answer(chat, error, Answer::Accept, &accept)
-            >
-                "Accept"
-            </button>
-            <button
-                type="button"
-                class="ghost small"
-                aria-label=format!("Decline {}", user.username)
-                on:click=move |_| answer(chat, error, Answer::Decline, &decline)
-            >
-                "Decline"
-            </button>
+            <span class="contact-name">{user.username}</span>
+            {children()}
         </li>
+    }
+    .into_any()
+}
+
+/// A button that gives `answer` about `user`; `label` names it with the person for screen
+/// readers ("Accept bob"), since every row has the same buttons.
+#[component]
+fn AnswerButton(
+    user: UserRef,
+    error: RwSignal<Option<String>>,
+    answer: Answer,
+    text: &'static str,
+    label: String,
+    class: &'static str,
+) -> impl IntoView {
+    let chat = use_chat();
+    view! {
+        <button
+            type="button"
+            class=class
+            aria-label=label
+            on:click=move |_| send_answer(chat, error, answer, &user)
+        >
+            {text}
+        </button>
     }
     .into_any()
 }
@@ -239,7 +274,7 @@ fn ContactRow(user: UserRef, error: RwSignal<Option<String>>) -> impl IntoView {
                             <button
                                 type="button"
                                 class="danger small"
-                                on:click=move |_| answer(chat, error, Answer::Remove, &gone)
+                                on:click=move |_| send_answer(chat, error, Answer::Remove, &gone)
                             >
                                 "Remove"
                             </button>
@@ -258,21 +293,11 @@ fn ContactRow(user: UserRef, error: RwSignal<Option<String>>) -> impl IntoView {
 /// A request I sent that waits: Withdraw.
 #[component]
 fn SentRow(user: UserRef, error: RwSignal<Option<String>>) -> impl IntoView {
-    let chat = use_chat();
-    let withdrawn = user.clone();
+    let label = format!("Withdraw the request to {}", user.username);
     view! {
-        <li class="contact">
-            <Avatar name=user.username.clone() user=user.id small=true/>
-            <span class="contact-name">{user.username.clone()}</span>
-            <button
-                type="button"
-                class="ghost small"
-                aria-label=format!("Withdraw the request to {}", user.username)
-                on:click=move |_| answer(chat, error, Answer::Remove, &withdrawn)
-            >
-                "Withdraw"
-            </button>
-        </li>
+        <PersonRow user=user.clone()>
+            <AnswerButton user error answer=Answer::Remove text="Withdraw" label class="ghost small"/>
+        </PersonRow>
     }
     .into_any()
 }

@@ -388,6 +388,46 @@ async fn requests_and_answers_reach_people_on_other_nodes() {
     db.drop_db().await;
 }
 
+/// A database from before explicit contacts: the rows that opening a direct chat used to write
+/// into `contacts` are not contacts (nobody agreed to them), and migration 0002 removes them.
+#[tokio::test]
+async fn upgrading_drops_the_implicit_contacts_and_keeps_the_chats() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    {
+        // The schema as the first release left it: only migration 0001 applied.
+        let mut first = sqlx::migrate!("./migrations/sqlite");
+        first.migrations = first.migrations.iter().take(1).cloned().collect();
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        first.run(&mut conn).await.unwrap();
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES \
+             (1, 'ann', 'h', 0), (2, 'ben', 'h', 0); \
+             INSERT INTO conversations (id, kind, title, direct_key, last_seq, created_at, updated_at) \
+             VALUES (1, 'direct', NULL, '1:2', 0, 0, 0); \
+             INSERT INTO members (conv_id, user_id, role, last_read_seq, joined_at) \
+             VALUES (1, 1, 'member', 0, 0), (1, 2, 'member', 0, 0); \
+             INSERT INTO contacts (user_id, contact_id, created_at) VALUES (1, 2, 0), (2, 1, 0);",
+        )
+        .await
+        .unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    for user in [UserId(1), UserId(2)] {
+        assert_eq!(
+            store.contacts_of(user).await.unwrap(),
+            ContactList::default()
+        );
+        assert_eq!(store.conversations_for(user).await.unwrap().len(), 1);
+    }
+    // And the new table works on the upgraded database.
+    assert_eq!(
+        store.request_contact(UserId(1), UserId(2)).await.unwrap(),
+        Requested::Sent
+    );
+}
+
 /// The store's side of contacts, run on SQLite and on MariaDB by the store suite.
 pub async fn check_contact_store(store: Store) {
     let user = |name: &str| {
