@@ -389,7 +389,7 @@ async fn requests_and_answers_reach_people_on_other_nodes() {
 }
 
 /// A database from before explicit contacts: the rows that opening a direct chat used to write
-/// into `contacts` are not contacts (nobody agreed to them), and migration 0002 removes them.
+/// into `contacts` are not contacts (nobody agreed to them), and migration 0003 removes them.
 #[tokio::test]
 async fn upgrading_drops_the_implicit_contacts_and_keeps_the_chats() {
     use sqlx::{Connection, Executor};
