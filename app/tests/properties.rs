@@ -34,17 +34,25 @@ fn user() -> impl Strategy<Value = UserRef> {
 }
 
 fn message() -> impl Strategy<Value = Message> {
-    (id(), id(), id(), text(), user(), text(), time()).prop_map(
-        |(conv, seq, id, client_id, sender, body, at)| Message {
-            conv: ConvId(conv),
-            seq,
-            id: MessageId(id),
-            client_id,
-            sender,
-            body,
-            at,
-        },
+    (
+        (id(), id(), id(), text(), user(), text(), time()),
+        (option::of(time()), any::<bool>()),
     )
+        .prop_map(
+            |((conv, seq, id, client_id, sender, body, at), (edited_at, deleted))| Message {
+                conv: ConvId(conv),
+                seq,
+                id: MessageId(id),
+                client_id,
+                sender,
+                body,
+                at,
+                reply_to: None,
+                edited_at,
+                deleted,
+                reactions: Vec::new(),
+            },
+        )
 }
 
 fn conversation() -> impl Strategy<Value = Conversation> {
@@ -96,11 +104,36 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (id(), text(), text()).prop_map(|(conv, client_id, body)| ClientFrame::Send {
+        (id(), text(), text(), option::of(id())).prop_map(|(conv, client_id, body, reply_to)| {
+            ClientFrame::Send {
+                conv: ConvId(conv),
+                client_id,
+                body,
+                reply_to,
+            }
+        }),
+        (id(), text(), id(), text()).prop_map(|(conv, client_id, target, body)| {
+            ClientFrame::Edit {
+                conv: ConvId(conv),
+                client_id,
+                target,
+                body,
+            }
+        }),
+        (id(), text(), id()).prop_map(|(conv, client_id, target)| ClientFrame::Delete {
             conv: ConvId(conv),
             client_id,
-            body
+            target,
         }),
+        (id(), text(), id(), text(), any::<bool>()).prop_map(
+            |(conv, client_id, target, emoji, on)| ClientFrame::React {
+                conv: ConvId(conv),
+                client_id,
+                target,
+                emoji,
+                on,
+            }
+        ),
         btree_map(id().prop_map(ConvId), id(), 0..8)
             .prop_map(|cursors| ClientFrame::Sync { cursors }),
         (id(), id()).prop_map(|(conv, seq)| ClientFrame::Read {
@@ -173,7 +206,7 @@ proptest! {
     fn the_client_frame_decoder_refuses_garbage_without_panicking(
         raw in prop_oneof![
             any::<String>(),
-            r#"\{"type":"(send|sync|read|typing|ping|x)"(,"[a-z_]{1,9}":(-?[0-9]{1,25}|"[^"]{0,5}"|\{"[0-9a-z]{0,3}":-?[0-9]{0,20}\}|null|\[\]))*\}"#,
+            r#"\{"type":"(send|edit|delete|react|sync|read|typing|ping|x)"(,"[a-z_]{1,9}":(-?[0-9]{1,25}|"[^"]{0,5}"|\{"[0-9a-z]{0,3}":-?[0-9]{0,20}\}|null|\[\]))*\}"#,
         ]
     ) {
         // Either a frame that encodes back to something that decodes the same, or an error.

@@ -3,8 +3,8 @@
 //! sockets: HTTP for the API, WebSocket for chat.
 
 mod accounts;
-mod changes;
 mod admin;
+mod changes;
 mod chat;
 mod cluster;
 mod contacts;
