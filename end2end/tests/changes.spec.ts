@@ -11,9 +11,14 @@ import {
   uniqueName,
 } from "./helpers";
 
-/** The stored message whose body contains `text`, in the open conversation. */
+/**
+ * The stored message whose own body contains `text`, in the open conversation (not a reply
+ * that only quotes it: the quote is not the reply's body).
+ */
 function message(page: Page, text: string): Locator {
-  return page.getByRole("log").locator("li.msg[data-seq]", { hasText: text });
+  return page
+    .getByRole("log")
+    .locator("li.msg[data-seq]", { has: page.locator(".bubble > .body", { hasText: text }) });
 }
 
 /** Shows a message's actions (they appear on hover and focus) and clicks one. */
