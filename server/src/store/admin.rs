@@ -42,10 +42,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(UserId(id)))
     }
@@ -69,10 +66,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions(&mut tx, id).await?;
         } else {
             sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = ?")
                 .bind(id)
@@ -110,4 +104,14 @@ async fn user_id(tx: &mut super::Tx, username: &Username) -> Result<Option<i64>>
         .fetch_optional(&mut **tx)
         .await?;
     Ok(row.map(|(id,)| id))
+}
+
+/// Ends every session of account `id` in the operator's transaction: whoever held a cookie is
+/// logged out with the change itself.
+async fn end_sessions(tx: &mut super::Tx, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

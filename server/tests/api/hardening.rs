@@ -259,6 +259,20 @@ async fn a_connection_sending_too_many_bad_frames_is_closed_with_1008() {
     assert_eq!(b.recv().await, ServerFrame::Pong);
 }
 
+/// Upgrades, retrying while the user is at the connection cap: a closed connection frees its
+/// place only once the server has noticed it closing.
+async fn upgrade_once_a_place_frees(app: &TestApp, cookie: &str) -> Client {
+    loop {
+        match upgrade(app, cookie).await {
+            Ok(client) => return client,
+            Err((429, text)) if text.contains("too many connections") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
 /// The HTTP status and text a WebSocket upgrade is refused with, if it is.
 async fn upgrade(app: &crate::helpers::TestApp, cookie: &str) -> Result<Client, (u16, String)> {
     match Client::connect(app.addr, Some(cookie)).await {
@@ -294,25 +308,9 @@ async fn connections_per_user_and_new_connections_per_minute_are_capped() {
     drop(first);
     // The closed one frees its place once the server has noticed (refusals for being at the
     // cap do not use up the per-minute allowance).
-    let third = loop {
-        match upgrade(&app, &alice.cookie).await {
-            Ok(client) => break client,
-            Err((429, text)) if text.contains("too many connections") => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-    };
+    let third = upgrade_once_a_place_frees(&app, &alice.cookie).await;
     drop(third);
-    let fourth = loop {
-        match upgrade(&app, &alice.cookie).await {
-            Ok(client) => break client,
-            Err((429, text)) if text.contains("too many connections") => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-    };
+    let fourth = upgrade_once_a_place_frees(&app, &alice.cookie).await;
     drop(fourth);
     // Four new connections this minute used up the allowance.
     let refused = loop {
