@@ -34,7 +34,13 @@ const FRONTEND: &str = "frontend";
 
 fn main() -> Result<()> {
     let args = Args::parse()?;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` says where the package is now; the path compiled in is only a fallback. A
+    // target directory reused by another checkout (CI's warm cache) would otherwise build the
+    // site from the checkout that first compiled this tool.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let workspace = manifest_dir
         .parent()
         .context("sitebuild lives inside the workspace")?
         .to_path_buf();
