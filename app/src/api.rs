@@ -264,7 +264,11 @@ pub async fn leave_group(conv: ConvId) -> Result<(), ApiError> {
 /// Makes `username` an admin (`role=admin`) or a plain member again (`role=member`) of a group
 /// I own.
 #[server(endpoint = "set_role")]
-pub async fn set_role(conv: ConvId, username: String, role: String) -> Result<Conversation, ApiError> {
+pub async fn set_role(
+    conv: ConvId,
+    username: String,
+    role: String,
+) -> Result<Conversation, ApiError> {
     use crate::model::{Role, Username};
     ssr::respond(async move {
         let (backend, me) = ssr::current_user().await?;

@@ -683,7 +683,11 @@ mod tests {
         assert_eq!(Role::parse_assignable(" Admin "), Ok(Role::Admin));
         assert_eq!(Role::parse_assignable("member"), Ok(Role::Member));
         for bad in ["owner", "", "root", "admins"] {
-            assert_eq!(Role::parse_assignable(bad), Err(ParseError::Role), "{bad:?}");
+            assert_eq!(
+                Role::parse_assignable(bad),
+                Err(ParseError::Role),
+                "{bad:?}"
+            );
         }
         for role in [Role::Owner, Role::Admin, Role::Member] {
             assert_eq!(Role::from_column(role.as_str()), role);

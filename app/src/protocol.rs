@@ -385,7 +385,10 @@ mod tests {
             removed: true,
             by: Some(alice()),
         });
-        assert_eq!(v["conversation"]["roles"], json!([{"user":1,"role":"owner"}]));
+        assert_eq!(
+            v["conversation"]["roles"],
+            json!([{"user":1,"role":"owner"}])
+        );
         assert_eq!(v["by"], json!({"id":1,"username":"alice"}));
         for f in [ServerFrame::Pong, ServerFrame::Synced] {
             roundtrip_server(f);

@@ -4,8 +4,9 @@
 //! `cargo test -p app --features ssr --test properties` (PROPTEST_CASES raises the case count).
 
 use app::model::{
-    parse_member_list, Body, ClientId, ConvId, ConvKind, Conversation, GroupTitle, MemberRole, Message,
-    MessageId, Role, ParseError, Password, UserId, UserRef, Username, MAX_BODY_CHARS, MAX_TITLE_CHARS,
+    parse_member_list, Body, ClientId, ConvId, ConvKind, Conversation, GroupTitle, MemberRole,
+    Message, MessageId, ParseError, Password, Role, UserId, UserRef, Username, MAX_BODY_CHARS,
+    MAX_TITLE_CHARS,
 };
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use chrono::{DateTime, Utc};

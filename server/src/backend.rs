@@ -409,16 +409,16 @@ impl Backend for AppState {
         title: GroupTitle,
     ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
-        let renamed = self
-            .store
-            .rename(conv, me.id, &title)
-            .await?
-            .map_err(|refusal| match refusal {
-                GroupRefusal::NotAllowed => {
-                    ApiError::forbidden("only the group's owner and admins can rename it")
-                }
-                other => group_refusal(other, me),
-            })?;
+        let renamed =
+            self.store
+                .rename(conv, me.id, &title)
+                .await?
+                .map_err(|refusal| match refusal {
+                    GroupRefusal::NotAllowed => {
+                        ApiError::forbidden("only the group's owner and admins can rename it")
+                    }
+                    other => group_refusal(other, me),
+                })?;
         self.announce(conv, &[]).await?;
         self.publish_event(renamed);
         self.view(me, conv).await
@@ -616,7 +616,9 @@ fn group_refusal(refusal: GroupRefusal, subject: &UserRef) -> ApiError {
         GroupRefusal::NoSuchMember => {
             ApiError::not_found(format!("{} is not in this group", subject.username))
         }
-        GroupRefusal::NotAllowed => ApiError::forbidden("your role in this group does not allow that"),
+        GroupRefusal::NotAllowed => {
+            ApiError::forbidden("your role in this group does not allow that")
+        }
     }
 }
 

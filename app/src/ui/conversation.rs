@@ -81,7 +81,10 @@ pub fn ConversationPane() -> impl IntoView {
     let elsewhere = Memo::new(move |_| {
         let open = id.get();
         chat.conversations.with(|i| {
-            i.total_unread() - open.and_then(|o| i.get(o)).map_or(0, crate::delivery::unread)
+            i.total_unread()
+                - open
+                    .and_then(|o| i.get(o))
+                    .map_or(0, crate::delivery::unread)
         })
     });
     let me = chat.me_id();

@@ -435,7 +435,10 @@ mod tests {
             },
             ..owner.clone()
         };
-        assert_eq!(system_line(&promoted, UserId(2)), "alice made carol an admin");
+        assert_eq!(
+            system_line(&promoted, UserId(2)),
+            "alice made carol an admin"
+        );
         assert_eq!(system_line(&promoted, UserId(3)), "alice made you an admin");
         let demoted = Event {
             change: Change::Role {

@@ -17,6 +17,8 @@ use crate::api::{AddMember, LeaveGroup, RemoveMember, RenameGroup, SetRole};
 use crate::model::{ConvId, Conversation, Role, UserRef};
 use leptos::html;
 use leptos::prelude::*;
+use leptos::wasm_bindgen::JsCast;
+use leptos::web_sys::HtmlElement;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
@@ -48,8 +50,12 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
     let confirm = RwSignal::new(None::<Confirm>);
     // The outcome of the latest change only: a success clears an earlier refusal.
     let error = RwSignal::new(None::<(Source, String)>);
-    let failed = move |source: Source| error.with(|e| e.as_ref().is_some_and(|(s, _)| *s == source));
+    let failed =
+        move |source: Source| error.with(|e| e.as_ref().is_some_and(|(s, _)| *s == source));
     let panel = NodeRef::<html::Dialog>::new();
+    // Where the focus goes once a change has redrawn the row that had it (a selector inside
+    // the panel): the new role button, or the panel's Close button after a removal.
+    let focus_after = StoredValue::new(None::<String>);
     let id = move || conv.with(|c| c.as_ref().map(|c| c.id)).unwrap_or(ConvId(0));
     let close = move || {
         confirm.set(None);
@@ -70,6 +76,10 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
             Some(Ok(c)) => {
                 error.set(None);
                 chat.upsert_conversation(c);
+                if let Some(selector) = focus_after.get_value() {
+                    focus_after.set_value(None);
+                    refocus(panel, selector);
+                }
             }
             Some(Err(e)) => error.set(Some((source, e.message))),
             None => {}
@@ -85,9 +95,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
         None => {}
     });
     let me = chat.me_id();
-    let my_role = move || {
-        conv.with(|c| c.as_ref().map_or(Role::Member, |c| c.role_of(me)))
-    };
+    let my_role = move || conv.with(|c| c.as_ref().map_or(Role::Member, |c| c.role_of(me)));
     // Owner first, then admins, then everyone else, by name; each row keyed by its role and
     // mine, so a role change redraws the rows whose controls it changes.
     let members = move || {
@@ -139,7 +147,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
             <div class="dialog-body">
                 <header class="dialog-head">
                     <h2 id="group-info-title">{title}</h2>
-                    <button type="button" class="ghost small" on:click=move |_| close()>"Close"</button>
+                    <button type="button" class="ghost small" data-close="" on:click=move |_| close()>"Close"</button>
                 </header>
                 <p class="subtitle">"Group · " {move || member_count(members().len())}</p>
                 <Show when=move || my_role().manages()>
@@ -215,8 +223,10 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                         type="button"
                                         class="ghost small"
                                         aria-label=label
+                                        data-role-for=name.clone()
                                         on:click=move |_| {
                                             error.set(None);
+                                            focus_after.set_value(Some(format!("[data-role-for=\"{who}\"]")));
                                             set_role.dispatch(SetRole {
                                                 conv: id(),
                                                 username: who.clone(),
@@ -270,6 +280,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                                                     on:click=move |_| {
                                                                         confirm.set(None);
                                                                         error.set(None);
+                                                                        focus_after.set_value(Some("[data-close]".to_owned()));
                                                                         remove.dispatch(RemoveMember { conv: id(), username: confirmed.clone() });
                                                                     }
                                                                 >
@@ -322,4 +333,17 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
             </div>
         </dialog>
     }
+}
+
+/// Puts the focus on the element matching `selector` inside the panel, once the change that
+/// removed the focused control has been drawn (the next frame).
+fn refocus(panel: NodeRef<html::Dialog>, selector: String) {
+    request_animation_frame(move || {
+        let Some(p) = panel.try_get_untracked().flatten() else {
+            return;
+        };
+        if let Ok(Some(el)) = p.query_selector(&selector) {
+            let _ = el.unchecked_into::<HtmlElement>().focus();
+        }
+    });
 }

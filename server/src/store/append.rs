@@ -1076,9 +1076,7 @@ mod tests {
             targets: HashMap::from([((ConvId(10), 5), target(1, false))]),
             ..facts()
         };
-        admin
-            .members
-            .insert((ConvId(10), UserId(2)), Role::Admin);
+        admin.members.insert((ConvId(10), UserId(2)), Role::Admin);
         let plan = Plan::new(&batch, &admin);
         assert_eq!(plan.deletes, [(ConvId(10), 5)]);
     }

@@ -157,7 +157,10 @@ impl Store {
             });
             let role = Role::from_column(r.get("role"));
             if role != Role::Member {
-                roles.entry(conv).or_default().push(MemberRole { user, role });
+                roles
+                    .entry(conv)
+                    .or_default()
+                    .push(MemberRole { user, role });
             }
         }
 

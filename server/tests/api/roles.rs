@@ -60,7 +60,12 @@ async fn say(c: &mut Client, conv: ConvId, client_id: &str) -> Seq {
 }
 
 /// Asks to delete message `target`; Ok(()) when acked, Err(code) when refused.
-async fn delete(c: &mut Client, conv: ConvId, client_id: &str, target: Seq) -> Result<(), ErrorCode> {
+async fn delete(
+    c: &mut Client,
+    conv: ConvId,
+    client_id: &str,
+    target: Seq,
+) -> Result<(), ErrorCode> {
     c.send(&ClientFrame::Delete {
         conv,
         client_id: client_id.into(),
@@ -112,13 +117,33 @@ async fn owner_admins_and_members(app: TestApp) {
 
     // A member may not give roles, rename, remove others, or delete others' messages; nothing
     // of it is logged.
-    let before = app.store().conversation_for(alice.user.id, conv).await.unwrap().unwrap();
+    let before = app
+        .store()
+        .conversation_for(alice.user.id, conv)
+        .await
+        .unwrap()
+        .unwrap();
     let (status, body) = set_role(&app, &bob, conv, "carol", "admin").await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
     assert_eq!(rename(&app, &bob, conv, "Bob's").await, 403);
-    assert_eq!(remove(&app, &bob, conv, "dave").await, (403, "forbidden".into()));
-    assert_eq!(delete(&mut b, conv, "b-del-1", carols).await, Err(ErrorCode::NotAllowed));
-    let after = app.store().conversation_for(alice.user.id, conv).await.unwrap().unwrap();
+    assert_eq!(
+        remove(&app, &bob, conv, "dave").await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        delete(&mut b, conv, "b-del-1", carols).await,
+        Err(ErrorCode::NotAllowed)
+    );
+    let after = app
+        .store()
+        .conversation_for(alice.user.id, conv)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after.last_seq, before.last_seq, "refusals take no seq");
 
     // Bad role requests change nothing either.
@@ -136,7 +161,20 @@ async fn owner_admins_and_members(app: TestApp) {
     let (status, body) = set_role(&app, &alice, conv, "bob", "admin").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(roles_in(body).role_of(bob.user.id), Role::Admin);
-    let promoted = expect_role_event(&mut c, Role::Admin).await;
+    // The event (in the log) and the conversation frame (for the list) may come in either order.
+    let (mut promoted, mut seen) = (None, None);
+    while promoted.is_none() || seen.is_none() {
+        match c.recv().await {
+            ServerFrame::Event(e) if matches!(e.change, Change::Role { .. }) => promoted = Some(e),
+            ServerFrame::Conversation { conversation, .. }
+                if conversation.role_of(bob.user.id) == Role::Admin =>
+            {
+                seen = Some(conversation)
+            }
+            _ => {}
+        }
+    }
+    let (promoted, seen) = (promoted.unwrap(), seen.unwrap());
     assert_eq!(promoted.sender.id, alice.user.id);
     assert_eq!(
         promoted.change,
@@ -145,30 +183,32 @@ async fn owner_admins_and_members(app: TestApp) {
             role: Role::Admin
         }
     );
-    let seen = c
-        .expect(|f| match f {
-            ServerFrame::Conversation { conversation, .. }
-                if conversation.role_of(bob.user.id) == Role::Admin =>
-            {
-                Some(conversation)
-            }
-            _ => None,
-        })
-        .await;
     assert_eq!(seen.role_of(alice.user.id), Role::Owner);
     // The same again is no change: nothing is logged.
     let (status, _) = set_role(&app, &alice, conv, "bob", "admin").await;
     assert_eq!(status, 200);
-    let list = app.store().conversation_for(carol.user.id, conv).await.unwrap().unwrap();
+    let list = app
+        .store()
+        .conversation_for(carol.user.id, conv)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(list.last_seq, promoted.seq);
 
     // An admin renames, deletes others' messages and removes members; the removed member hears
     // who removed them.
     let (status, body) = set_role(&app, &bob, conv, "carol", "admin").await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "only the owner");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "only the owner"
+    );
     assert_eq!(rename(&app, &bob, conv, "Bob's crew").await, 200);
     assert_eq!(delete(&mut b, conv, "b-del-2", carols).await, Ok(()));
-    assert_eq!(remove(&app, &bob, conv, "carol").await, (200, String::new()));
+    assert_eq!(
+        remove(&app, &bob, conv, "carol").await,
+        (200, String::new())
+    );
     let by = c
         .expect(|f| match f {
             ServerFrame::Conversation {
@@ -179,8 +219,15 @@ async fn owner_admins_and_members(app: TestApp) {
         .await;
     assert_eq!(by.map(|u| u.username).as_deref(), Some("bob"));
     // Nobody removes the owner.
-    assert_eq!(remove(&app, &bob, conv, "alice").await, (403, "forbidden".into()));
-    assert_eq!(delete(&mut b, conv, "b-del-3", alices).await, Ok(()), "even the owner's");
+    assert_eq!(
+        remove(&app, &bob, conv, "alice").await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        delete(&mut b, conv, "b-del-3", alices).await,
+        Ok(()),
+        "even the owner's"
+    );
 
     // Demoted, bob is a member again.
     let (status, body) = set_role(&app, &alice, conv, "bob", "member").await;
@@ -195,13 +242,20 @@ async fn owner_admins_and_members(app: TestApp) {
         }
     );
     assert_eq!(rename(&app, &bob, conv, "Mine now").await, 403);
-    assert_eq!(remove(&app, &bob, conv, "dave").await, (403, "forbidden".into()));
+    assert_eq!(
+        remove(&app, &bob, conv, "dave").await,
+        (403, "forbidden".into())
+    );
 
     // The owner leaves: an admin inherits the group before any longer-standing member.
     let (status, _) = set_role(&app, &alice, conv, "dave", "admin").await;
     assert_eq!(status, 200);
     let (status, _) = app
-        .post("/api/leave_group", Some(&alice.cookie), &[("conv", &conv.to_string())])
+        .post(
+            "/api/leave_group",
+            Some(&alice.cookie),
+            &[("conv", &conv.to_string())],
+        )
         .await;
     assert_eq!(status, 200);
     let heir = b
@@ -214,9 +268,18 @@ async fn owner_admins_and_members(app: TestApp) {
         })
         .await;
     assert_eq!(heir.username, "dave");
-    let view = app.store().conversation_for(bob.user.id, conv).await.unwrap().unwrap();
+    let view = app
+        .store()
+        .conversation_for(bob.user.id, conv)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.role_of(heir.id), Role::Owner);
-    assert_eq!(view.roles.len(), 1, "dave is the owner now, and no longer an admin");
+    assert_eq!(
+        view.roles.len(),
+        1,
+        "dave is the owner now, and no longer an admin"
+    );
 }
 
 #[tokio::test]
@@ -278,5 +341,9 @@ async fn a_member_offline_during_a_promotion_catches_up_to_it() {
     )
     .unwrap();
     assert_eq!(list[0].role_of(bob.user.id), Role::Admin);
-    assert!(b.drain(Duration::from_millis(200)).await.iter().all(|f| !matches!(f, ServerFrame::Event(_))));
+    assert!(b
+        .drain(Duration::from_millis(200))
+        .await
+        .iter()
+        .all(|f| !matches!(f, ServerFrame::Event(_))));
 }

@@ -280,7 +280,11 @@ async fn check_memberships(store: Store) {
     );
     store.rename(group, a.id, &trip).await.unwrap().unwrap();
     // The owner leaves: the longest-standing member inherits the group, and the log says so.
-    let events = store.remove_member(group, a.id, a.id).await.unwrap().unwrap();
+    let events = store
+        .remove_member(group, a.id, a.id)
+        .await
+        .unwrap()
+        .unwrap();
     let changes: Vec<_> = events.into_iter().map(|e| (e.seq, e.change)).collect();
     assert_eq!(
         changes,
