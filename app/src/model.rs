@@ -714,7 +714,7 @@ mod tests {
             last_read_seq: 0,
             unread: 0,
             last_message: None,
-            updated_at: Utc::now(),
+            updated_at: DateTime::<Utc>::default(),
         };
         assert_eq!(c.role_of(UserId(1)), Role::Owner);
         assert_eq!(c.role_of(UserId(2)), Role::Member);
