@@ -63,6 +63,7 @@ test("a phone at 360 × 640: from login to sending in a group, with a back contr
   // The group panel takes the whole screen.
   await alice.page.getByRole("button", { name: "Group info" }).click();
   await expectFits(alice.page, "dialog.panel");
+  expect((await alice.page.locator("dialog.panel").boundingBox())!.width).toBeGreaterThanOrEqual(phone.width - 0.5);
   await alice.page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
 
   // Back to the list.

@@ -247,6 +247,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                         <span class="sr-only">{move || if online.get() { ", online" } else { "" }}</span>
                                     </span>
                                     {badge.map(|b| view! { <span class=format!("role-badge {b}")>{b}</span> })}
+                                    <span class="member-actions">
                                     {role_button}
                                     {may_remove
                                         .then(|| {
@@ -295,6 +296,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                                 </Show>
                                             }
                                         })}
+                                    </span>
                                 </li>
                             }
                         }
