@@ -238,7 +238,7 @@ pub async fn add_member(conv: ConvId, username: String) -> Result<Conversation, 
     .await
 }
 
-/// Removes `username` from a group I own.
+/// Removes `username` from a group I own or am an admin of (never its owner), or myself.
 #[server(endpoint = "remove_member")]
 pub async fn remove_member(conv: ConvId, username: String) -> Result<Conversation, ApiError> {
     use crate::model::Username;
@@ -261,7 +261,26 @@ pub async fn leave_group(conv: ConvId) -> Result<(), ApiError> {
     .await
 }
 
-/// Renames a group I am a member of.
+/// Makes `username` an admin (`role=admin`) or a plain member again (`role=member`) of a group
+/// I own.
+#[server(endpoint = "set_role")]
+pub async fn set_role(
+    conv: ConvId,
+    username: String,
+    role: String,
+) -> Result<Conversation, ApiError> {
+    use crate::model::{Role, Username};
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        let user = Username::parse(&username)?;
+        backend
+            .set_role(&me, conv, user, Role::parse_assignable(&role)?)
+            .await
+    })
+    .await
+}
+
+/// Renames a group I own or am an admin of.
 #[server(endpoint = "rename_group")]
 pub async fn rename_group(conv: ConvId, title: String) -> Result<Conversation, ApiError> {
     use crate::model::GroupTitle;
@@ -381,7 +400,7 @@ pub mod ssr {
     use crate::contacts::{ContactChange, ContactList};
     use crate::model::UsernamePrefix;
     use crate::model::{
-        ConvId, Conversation, GroupTitle, HistoryPage, Password, Seq, UserRef, Username,
+        ConvId, Conversation, GroupTitle, HistoryPage, Password, Role, Seq, UserRef, Username,
     };
     use http::{header, request::Parts, HeaderValue};
     use leptos::prelude::*;
@@ -460,6 +479,13 @@ pub mod ssr {
             me: &UserRef,
             conv: ConvId,
             title: GroupTitle,
+        ) -> Result<Conversation, ApiError>;
+        async fn set_role(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            user: Username,
+            role: Role,
         ) -> Result<Conversation, ApiError>;
         async fn history(
             &self,

@@ -20,8 +20,8 @@
 //! says; the unit tests below drive them directly.
 
 use crate::model::{
-    excerpt, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction, Seq, UserId,
-    UserRef, MAX_BODY_CHARS,
+    excerpt, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction, Role, Seq,
+    UserId, UserRef, MAX_BODY_CHARS,
 };
 use crate::protocol::ClientFrame;
 use chrono::{DateTime, Utc};
@@ -719,8 +719,12 @@ impl Inbox {
                 c.unread = counted.unread(c.last_read_seq);
             }
         }
-        if let Change::Renamed { title } = &e.change {
-            c.title = title.clone();
+        match &e.change {
+            Change::Renamed { title } => c.title = title.clone(),
+            // Roles travel in the log too, so a member who was offline learns them from `sync`.
+            Change::Role { user, role } => c.set_role(user.id, *role),
+            Change::Owner { user } => c.set_role(user.id, Role::Owner),
+            _ => {}
         }
     }
 
@@ -769,6 +773,7 @@ mod tests {
             kind: ConvKind::Direct,
             title: "bob".into(),
             members: vec![user(1), user(2)],
+            roles: Vec::new(),
             last_seq,
             last_read_seq: last_seq,
             unread: 0,
@@ -1244,5 +1249,35 @@ mod tests {
             ALICE,
         );
         assert_eq!(inbox.get(CONV).unwrap().title, "Trip");
+        // Role changes in the log update who may do what, live and after a catch-up alike.
+        let bob = UserRef {
+            id: UserId(2),
+            username: "bob".into(),
+        };
+        inbox.record_event(
+            &event(
+                8,
+                1,
+                Change::Role {
+                    user: bob.clone(),
+                    role: Role::Admin,
+                },
+            ),
+            ALICE,
+        );
+        assert_eq!(inbox.get(CONV).unwrap().role_of(UserId(2)), Role::Admin);
+        inbox.record_event(
+            &event(
+                9,
+                1,
+                Change::Role {
+                    user: bob,
+                    role: Role::Member,
+                },
+            ),
+            ALICE,
+        );
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((c.role_of(UserId(2)), c.last_seq), (Role::Member, 9));
     }
 }

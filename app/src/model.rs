@@ -196,8 +196,10 @@ pub enum Change {
     /// The sender renamed the group.
     Renamed { title: String },
     /// `user` is the group's owner now (the owner left, and they were its longest-standing
-    /// member).
+    /// admin, or member when it had no admin).
     Owner { user: UserRef },
+    /// The owner made `user` an admin (`role: admin`) or a plain member again (`role: member`).
+    Role { user: UserRef, role: Role },
 }
 
 impl Change {
@@ -211,7 +213,10 @@ impl Change {
         }
     }
 
-    /// The stored name of the kind (the `messages.kind` column).
+    /// The kind's name: the JSON `kind`, and the `messages.kind` column — except a role change,
+    /// which is stored as an `owner` row whose body names the role (see
+    /// `migrations/*/0007_roles.sql`: SQLite cannot widen that column's CHECK without rebuilding
+    /// the whole log table).
     pub fn kind(&self) -> &'static str {
         match self {
             Change::Edit { .. } => "edit",
@@ -224,6 +229,7 @@ impl Change {
             Change::Left => "left",
             Change::Renamed { .. } => "renamed",
             Change::Owner { .. } => "owner",
+            Change::Role { .. } => "role",
         }
     }
 
@@ -231,6 +237,72 @@ impl Change {
     pub fn is_system(&self) -> bool {
         self.target().is_none()
     }
+}
+
+/// What a member of a group may do there. Everyone in a direct chat is a `Member`.
+///
+/// The owner (one per group) promotes members to admin and demotes admins; the owner and the
+/// admins rename the group, remove others (never the owner) and delete others' messages;
+/// everyone adds members, leaves, and edits and deletes their own messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    /// The stored name (the `members.role` column, and a role change's body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// A stored role (`members.role`); anything unknown reads as the least one, `Member`.
+    pub fn from_column(s: &str) -> Role {
+        match s {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            _ => Role::Member,
+        }
+    }
+
+    /// A role someone may be given by the owner: `admin` or `member` (ownership only passes
+    /// when the owner leaves).
+    pub fn parse_assignable(raw: &str) -> Result<Role, ParseError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(ParseError::Role),
+        }
+    }
+
+    /// Renames the group, removes others and deletes others' messages.
+    pub fn manages(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// Makes and unmakes admins.
+    pub fn sets_roles(self) -> bool {
+        self == Role::Owner
+    }
+
+    /// Whether someone with this role may remove a member who has `other`: managers remove
+    /// anyone but the owner.
+    pub fn removes(self, other: Role) -> bool {
+        self.manages() && other != Role::Owner
+    }
+}
+
+/// A member of a conversation whose role is above `Member` (a conversation lists only these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberRole {
+    pub user: UserId,
+    pub role: Role,
 }
 
 /// One entry of a conversation's log: a message, or an event.
@@ -317,6 +389,10 @@ pub struct Conversation {
     pub kind: ConvKind,
     pub title: String,
     pub members: Vec<UserRef>,
+    /// The members whose role is above `Member` (a group's owner and admins); absent from the
+    /// JSON when empty (a direct chat). See [`Conversation::role_of`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<MemberRole>,
     /// The seq of the newest message (0 when empty).
     pub last_seq: Seq,
     /// The highest seq this member has read.
@@ -326,6 +402,24 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// Time of the newest activity (last message, or creation).
     pub updated_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    /// `user`'s role here: listed in `roles`, else `Member`.
+    pub fn role_of(&self, user: UserId) -> Role {
+        self.roles
+            .iter()
+            .find(|r| r.user == user)
+            .map_or(Role::Member, |r| r.role)
+    }
+
+    /// Records that `user` has `role` now (a `role` or `owner` event applied to the list).
+    pub fn set_role(&mut self, user: UserId, role: Role) {
+        self.roles.retain(|r| r.user != user);
+        if role != Role::Member {
+            self.roles.push(MemberRole { user, role });
+        }
+    }
 }
 
 /// One page of history, oldest first: the messages of a range of seqs in their current state,
@@ -356,6 +450,8 @@ pub enum ParseError {
     ClientId,
     #[error("group name must be 1 to {MAX_TITLE_CHARS} characters")]
     Title,
+    #[error("a role must be \"admin\" or \"member\"")]
+    Role,
     #[error("a reaction must be one emoji (at most 10 characters, no letters or spaces)")]
     Emoji,
     #[error("type at least {MIN_SEARCH_CHARS} characters of a username (a-z, 0-9, '_', '.' or '-') to search")]
@@ -580,6 +676,52 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn roles_parse_and_say_what_they_allow() {
+        assert_eq!(Role::parse_assignable(" Admin "), Ok(Role::Admin));
+        assert_eq!(Role::parse_assignable("member"), Ok(Role::Member));
+        for bad in ["owner", "", "root", "admins"] {
+            assert_eq!(
+                Role::parse_assignable(bad),
+                Err(ParseError::Role),
+                "{bad:?}"
+            );
+        }
+        for role in [Role::Owner, Role::Admin, Role::Member] {
+            assert_eq!(Role::from_column(role.as_str()), role);
+        }
+        assert_eq!(Role::from_column("nonsense"), Role::Member);
+        assert!(Role::Owner.manages() && Role::Admin.manages() && !Role::Member.manages());
+        assert!(Role::Owner.sets_roles() && !Role::Admin.sets_roles());
+        assert!(Role::Admin.removes(Role::Admin) && Role::Admin.removes(Role::Member));
+        assert!(!Role::Admin.removes(Role::Owner) && !Role::Member.removes(Role::Member));
+    }
+
+    #[test]
+    fn a_conversation_knows_its_roles() {
+        let mut c = Conversation {
+            id: ConvId(1),
+            kind: ConvKind::Group,
+            title: "t".into(),
+            members: Vec::new(),
+            roles: vec![MemberRole {
+                user: UserId(1),
+                role: Role::Owner,
+            }],
+            last_seq: 0,
+            last_read_seq: 0,
+            unread: 0,
+            last_message: None,
+            updated_at: DateTime::<Utc>::default(),
+        };
+        assert_eq!(c.role_of(UserId(1)), Role::Owner);
+        assert_eq!(c.role_of(UserId(2)), Role::Member);
+        c.set_role(UserId(2), Role::Admin);
+        assert_eq!(c.role_of(UserId(2)), Role::Admin);
+        c.set_role(UserId(2), Role::Member);
+        assert_eq!(c.roles.len(), 1, "members are not listed");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum ClientFrame {
         target: Seq,
         body: String,
     },
-    /// Delete message `target` (mine; in a group, the owner may delete anyone's).
+    /// Delete message `target` (mine; in a group, the owner and admins may delete anyone's).
     Delete {
         conv: ConvId,
         client_id: String,
@@ -110,11 +110,15 @@ pub enum ServerFrame {
     /// Any other entry of a conversation's log (an edit, a deletion, a reaction, a group event),
     /// delivered exactly like a `message`: same seq sequence, same ack, same replay.
     Event(Event),
-    /// The user was added to a conversation, it changed (renamed, members), or the user left it
-    /// or was removed (`removed: true`).
+    /// The user was added to a conversation, it changed (renamed, members, roles), or the user
+    /// left it or was removed (`removed: true`).
     Conversation {
         conversation: Conversation,
         removed: bool,
+        /// With `removed: true`, who removed the user, when it was someone else (absent when
+        /// they left themselves).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<UserRef>,
     },
     /// A member read up to `seq`.
     Read {
@@ -171,7 +175,7 @@ pub enum ErrorCode {
     /// The `target` (or `reply_to`) has been deleted.
     MessageDeleted,
     /// Not yours to change: only the sender edits a message; only the sender or the group's
-    /// owner deletes it.
+    /// owner or an admin deletes it.
     NotAllowed,
     /// Already [`crate::model::MAX_REACTIONS_PER_PERSON`] different emoji of yours on that message.
     TooManyReactions,
@@ -357,9 +361,35 @@ mod tests {
                 unread: 2,
                 last_message: Some(msg),
                 updated_at: at,
+                roles: Vec::new(),
             },
             removed: false,
+            by: None,
         });
+        let v = roundtrip_server(ServerFrame::Conversation {
+            conversation: Conversation {
+                id: ConvId(7),
+                kind: ConvKind::Group,
+                title: "Team".into(),
+                members: vec![alice()],
+                roles: vec![crate::model::MemberRole {
+                    user: UserId(1),
+                    role: crate::model::Role::Owner,
+                }],
+                last_seq: 3,
+                last_read_seq: 1,
+                unread: 2,
+                last_message: None,
+                updated_at: at,
+            },
+            removed: true,
+            by: Some(alice()),
+        });
+        assert_eq!(
+            v["conversation"]["roles"],
+            json!([{"user":1,"role":"owner"}])
+        );
+        assert_eq!(v["by"], json!({"id":1,"username":"alice"}));
         for f in [ServerFrame::Pong, ServerFrame::Synced] {
             roundtrip_server(f);
         }
@@ -391,6 +421,22 @@ mod tests {
             change: Change::Left,
         }));
         assert_eq!(v["change"], json!({"kind":"left"}));
+        let v = roundtrip_server(ServerFrame::Event(Event {
+            conv: ConvId(7),
+            seq: 6,
+            id: MessageId(45),
+            client_id: "sys:7:6".into(),
+            sender: alice(),
+            at,
+            change: Change::Role {
+                user: alice(),
+                role: crate::model::Role::Admin,
+            },
+        }));
+        assert_eq!(
+            v["change"],
+            json!({"kind":"role","user":{"id":1,"username":"alice"},"role":"admin"})
+        );
         let v = roundtrip_server(ServerFrame::error(ErrorCode::MessageDeleted, "gone", None));
         assert_eq!(v["code"], "message_deleted");
         let v = roundtrip_server(ServerFrame::Presence {

@@ -4,8 +4,9 @@
 //! `cargo test -p app --features ssr --test properties` (PROPTEST_CASES raises the case count).
 
 use app::model::{
-    parse_member_list, Body, ClientId, ConvId, ConvKind, Conversation, GroupTitle, Message,
-    MessageId, ParseError, Password, UserId, UserRef, Username, MAX_BODY_CHARS, MAX_TITLE_CHARS,
+    parse_member_list, Body, ClientId, ConvId, ConvKind, Conversation, GroupTitle, MemberRole,
+    Message, MessageId, ParseError, Password, Role, UserId, UserRef, Username, MAX_BODY_CHARS,
+    MAX_TITLE_CHARS,
 };
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use chrono::{DateTime, Utc};
@@ -55,6 +56,17 @@ fn message() -> impl Strategy<Value = Message> {
         )
 }
 
+fn member_role() -> impl Strategy<Value = MemberRole> {
+    (
+        id(),
+        prop_oneof![Just(Role::Owner), Just(Role::Admin), Just(Role::Member)],
+    )
+        .prop_map(|(user, role)| MemberRole {
+            user: UserId(user),
+            role,
+        })
+}
+
 fn conversation() -> impl Strategy<Value = Conversation> {
     (
         (
@@ -62,7 +74,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
             prop_oneof![Just(ConvKind::Direct), Just(ConvKind::Group)],
             text(),
         ),
-        vec(user(), 0..4),
+        (vec(user(), 0..4), vec(member_role(), 0..3)),
         (id(), id(), id()),
         option::of(message()),
         time(),
@@ -70,7 +82,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
         .prop_map(
             |(
                 (id, kind, title),
-                members,
+                (members, roles),
                 (last_seq, last_read_seq, unread),
                 last_message,
                 updated_at,
@@ -80,6 +92,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
                     kind,
                     title,
                     members,
+                    roles,
                     last_seq,
                     last_read_seq,
                     unread,
@@ -158,12 +171,13 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         }),
         message().prop_map(ServerFrame::Message),
-        (conversation(), any::<bool>()).prop_map(|(conversation, removed)| {
-            ServerFrame::Conversation {
+        (conversation(), any::<bool>(), option::of(user())).prop_map(
+            |(conversation, removed, by)| ServerFrame::Conversation {
                 conversation,
                 removed,
+                by,
             }
-        }),
+        ),
         (id(), id(), id()).prop_map(|(conv, user, seq)| ServerFrame::Read {
             conv: ConvId(conv),
             user: UserId(user),

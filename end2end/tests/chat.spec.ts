@@ -154,7 +154,9 @@ test("group info: rename, add and remove members, leave", async ({ browser }) =>
   await panel.getByRole("button", { name: `Remove ${carol.name}` }).click();
   await panel.getByRole("button", { name: "Yes, remove" }).click();
   await expect(conversationLink(carol.page, renamed)).toHaveCount(0);
-  await expect(carol.page.getByRole("alert").filter({ hasText: "You were removed from" })).toContainText(renamed);
+  await expect(carol.page.getByRole("alert").filter({ hasText: "removed you from" })).toContainText(
+    `${alice.name} removed you from “${renamed}”.`,
+  );
 
   // Bob leaves (after confirming): gone from his list, and Alice's member list shows only her.
   await openConversation(bob.page, renamed);
@@ -162,7 +164,7 @@ test("group info: rename, add and remove members, leave", async ({ browser }) =>
   await bob.page.getByRole("dialog").getByRole("button", { name: "Leave group" }).click();
   await bob.page.getByRole("dialog").getByRole("button", { name: "Yes, leave" }).click();
   await expect(conversationLink(bob.page, renamed)).toHaveCount(0);
-  await expect(bob.page.getByRole("alert").filter({ hasText: "You were removed" })).toHaveCount(0);
+  await expect(bob.page.getByRole("alert").filter({ hasText: "removed you" })).toHaveCount(0);
   await expect(panel.getByRole("list", { name: "Members of this group" }).getByRole("listitem")).toHaveCount(1);
   await expect(panel).toContainText("Members (1)");
   await expect(alice.page.locator("p.subtitle").first()).toContainText("1 member:");

@@ -63,6 +63,7 @@ test("a phone at 360 × 640: from login to sending in a group, with a back contr
   // The group panel takes the whole screen.
   await alice.page.getByRole("button", { name: "Group info" }).click();
   await expectFits(alice.page, "dialog.panel");
+  expect((await alice.page.locator("dialog.panel").boundingBox())!.width).toBeGreaterThanOrEqual(phone.width - 0.5);
   await alice.page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
 
   // Back to the list.
@@ -232,6 +233,13 @@ for (const scheme of ["light", "dark"] as const) {
     expect(await contrastFailures(alice.page)).toEqual([]);
     await alice.page.getByRole("button", { name: "New chat" }).click();
     await alice.page.getByRole("dialog").getByRole("button", { name: "Chat", exact: true }).click();
+    expect(await contrastFailures(alice.page)).toEqual([]);
+    // The group panel, with its role badges and the owner's controls.
+    await alice.page.keyboard.press("Escape");
+    await openConversation(alice.page, group);
+    await alice.page.getByRole("button", { name: "Group info" }).click();
+    await alice.page.getByRole("button", { name: `Make ${bob.name} an admin` }).click();
+    await expect(alice.page.getByRole("button", { name: `Dismiss ${bob.name} as admin` })).toBeVisible();
     expect(await contrastFailures(alice.page)).toEqual([]);
     await alice.page.goto("/login");
     expect(await contrastFailures(alice.page)).toEqual([]);

@@ -5,7 +5,7 @@
 use crate::auth::{self, SESSION_TTL};
 use crate::bus::{Sessions, UserNote};
 use crate::hub::session_key;
-use crate::store::{Removed, Requested, Role, StoreError};
+use crate::store::{GroupRefusal, Removed, Requested, Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
@@ -101,11 +101,11 @@ impl AppState {
     }
 
     /// Sends each current member their own view of `conv` (titles differ per viewer), and
-    /// `removed` users a last view marked removed.
+    /// `removed` users a last view marked removed, with who removed them (`None`: they left).
     async fn announce(
         &self,
         conv: ConvId,
-        removed: &[(UserId, Conversation)],
+        removed: &[(UserId, Conversation, Option<UserRef>)],
     ) -> Result<(), ApiError> {
         let members = self.store.members(conv).await?;
         for member in &members {
@@ -113,6 +113,7 @@ impl AppState {
                 let mut frames = vec![ServerFrame::Conversation {
                     conversation: view,
                     removed: false,
+                    by: None,
                 }];
                 // Whoever is new to them in this conversation may already be online.
                 frames.extend(
@@ -132,10 +133,11 @@ impl AppState {
                 self.bus.to_user(member.id, note);
             }
         }
-        for (user, last_view) in removed {
+        for (user, last_view, by) in removed {
             let frame = ServerFrame::Conversation {
                 conversation: last_view.clone(),
                 removed: true,
+                by: by.clone(),
             };
             let note = UserNote {
                 membership: Some((conv, false)),
@@ -353,21 +355,31 @@ impl Backend for AppState {
     ) -> Result<Conversation, ApiError> {
         let role = self.require_group_member(me, conv).await?;
         let user = self.find_user(&user).await?;
-        if user.id != me.id && role != Role::Owner {
-            return Err(ApiError::forbidden(
-                "only the group's owner can remove members",
-            ));
-        }
         let Some(last_view) = self.store.conversation_for(user.id, conv).await? else {
             return Err(ApiError::not_found(format!(
                 "{} is not in this group",
                 user.username
             )));
         };
-        for event in self.store.remove_member(conv, me.id, user.id).await? {
+        let events = self
+            .store
+            .remove_member(conv, me.id, user.id)
+            .await?
+            .map_err(|refusal| match refusal {
+                GroupRefusal::NotAllowed if role.manages() => {
+                    ApiError::forbidden("nobody can remove the group's owner")
+                }
+                GroupRefusal::NotAllowed => {
+                    ApiError::forbidden("only the group's owner and admins can remove others")
+                }
+                other => group_refusal(other, &user),
+            })?;
+        for event in events {
             self.publish_event(event);
         }
-        self.announce(conv, &[(user.id, last_view.clone())]).await?;
+        let by = (user.id != me.id).then(|| me.clone());
+        self.announce(conv, &[(user.id, last_view.clone(), by)])
+            .await?;
         if user.id == me.id {
             // Removing yourself is leaving: there is no view of the group left to show, so the
             // answer is the last one (the same the `removed` frame carries).
@@ -379,10 +391,15 @@ impl Backend for AppState {
     async fn leave_group(&self, me: &UserRef, conv: ConvId) -> Result<(), ApiError> {
         self.require_group_member(me, conv).await?;
         let last_view = self.view(me, conv).await?;
-        for event in self.store.remove_member(conv, me.id, me.id).await? {
+        let events = self
+            .store
+            .remove_member(conv, me.id, me.id)
+            .await?
+            .map_err(|refusal| group_refusal(refusal, me))?;
+        for event in events {
             self.publish_event(event);
         }
-        self.announce(conv, &[(me.id, last_view)]).await
+        self.announce(conv, &[(me.id, last_view, None)]).await
     }
 
     async fn rename_group(
@@ -392,9 +409,49 @@ impl Backend for AppState {
         title: GroupTitle,
     ) -> Result<Conversation, ApiError> {
         self.require_group_member(me, conv).await?;
-        let renamed = self.store.rename(conv, me.id, &title).await?;
+        let renamed =
+            self.store
+                .rename(conv, me.id, &title)
+                .await?
+                .map_err(|refusal| match refusal {
+                    GroupRefusal::NotAllowed => {
+                        ApiError::forbidden("only the group's owner and admins can rename it")
+                    }
+                    other => group_refusal(other, me),
+                })?;
         self.announce(conv, &[]).await?;
         self.publish_event(renamed);
+        self.view(me, conv).await
+    }
+
+    async fn set_role(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        user: Username,
+        role: Role,
+    ) -> Result<Conversation, ApiError> {
+        let mine = self.require_group_member(me, conv).await?;
+        let user = self.find_user(&user).await?;
+        let changed = self
+            .store
+            .set_role(conv, me.id, user.id, role)
+            .await?
+            .map_err(|refusal| match refusal {
+                GroupRefusal::NotAllowed if mine.sets_roles() => ApiError::forbidden(
+                    "the owner's role does not change: ownership passes on only when the owner \
+                     leaves",
+                ),
+                GroupRefusal::NotAllowed => {
+                    ApiError::forbidden("only the group's owner makes and unmakes admins")
+                }
+                other => group_refusal(other, &user),
+            })?;
+        // Already in that role: nothing was logged, nothing to tell.
+        if let Some(event) = changed {
+            self.announce(conv, &[]).await?;
+            self.publish_event(event);
+        }
         self.view(me, conv).await
     }
 
@@ -548,6 +605,20 @@ impl AppState {
             self.announce(conv, &[]).await?;
         }
         Ok(self.tell_contact(me, other, Relation::Contact))
+    }
+}
+
+/// The refusals of a group change that read the same whatever the change (`NotAllowed` is worded
+/// by each caller). `subject` is whom the change was about.
+fn group_refusal(refusal: GroupRefusal, subject: &UserRef) -> ApiError {
+    match refusal {
+        GroupRefusal::NotMember => ApiError::forbidden("you are not a member of this group"),
+        GroupRefusal::NoSuchMember => {
+            ApiError::not_found(format!("{} is not in this group", subject.username))
+        }
+        GroupRefusal::NotAllowed => {
+            ApiError::forbidden("your role in this group does not allow that")
+        }
     }
 }
 

@@ -161,8 +161,8 @@ fn settle(
         }
         Appended::Refused(Refusal::NotAllowed) => refuse(
             ErrorCode::NotAllowed,
-            "you may edit only your own messages, and delete only your own (a group's owner may \
-             delete any)",
+            "you may edit only your own messages, and delete only your own (a group's owner and \
+             admins may delete any)",
         ),
         Appended::Refused(Refusal::TooManyReactions) => refuse(
             ErrorCode::TooManyReactions,

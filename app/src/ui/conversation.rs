@@ -77,6 +77,16 @@ pub fn ConversationPane() -> impl IntoView {
         chat.conversations.with(|inbox| inbox.get(id).cloned())
     });
     let title = move || conv.with(|c| c.as_ref().map(|c| c.title.clone()).unwrap_or_default());
+    // Unread messages in the other conversations (the back control's badge on a phone).
+    let elsewhere = Memo::new(move |_| {
+        let open = id.get();
+        chat.conversations.with(|i| {
+            i.total_unread()
+                - open
+                    .and_then(|o| i.get(o))
+                    .map_or(0, crate::delivery::unread)
+        })
+    });
     let me = chat.me_id();
     let subtitle = move || {
         let c = conv.get()?;
@@ -107,6 +117,14 @@ pub fn ConversationPane() -> impl IntoView {
             <a class="back" href="/">
                 <span aria-hidden="true">"‹"</span>
                 <span class="sr-only">"Back to conversations"</span>
+                // On a phone the list is another screen: say here that something waits there.
+                <Show when=move || { elsewhere.get() > 0 }>
+                    <span class="badge back-badge">
+                        <span class="sr-only">", "</span>
+                        {move || elsewhere.get()}
+                        <span class="sr-only">" unread"</span>
+                    </span>
+                </Show>
             </a>
             <div class="pane-title">
                 <h2 id="pane-title">{title}</h2>

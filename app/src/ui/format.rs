@@ -12,7 +12,7 @@
 //! Times are shown in the reader's time zone: [`local`] asks the browser for its offset (UTC while
 //! rendering on the server, where no message is rendered anyway).
 
-use crate::model::{Change, Event, Message, Seq, UserId};
+use crate::model::{Change, Event, Message, Role, Seq, UserId};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 
 /// Messages of one sender closer together than this form one run.
@@ -85,6 +85,11 @@ pub fn system_line(e: &Event, me: UserId) -> String {
         Change::Renamed { title } => format!("{who} renamed the group to “{title}”"),
         Change::Owner { user } if user.id == me => "You are the group's owner now".to_owned(),
         Change::Owner { user } => format!("{} is the group's owner now", user.username),
+        Change::Role {
+            user,
+            role: Role::Admin,
+        } => format!("{who} made {} an admin", name(user)),
+        Change::Role { user, .. } => format!("{who} made {} a member again", name(user)),
         other => format!("{who}: {}", other.kind()),
     }
 }
@@ -419,6 +424,35 @@ mod tests {
         assert_eq!(
             system_line(&owner, UserId(3)),
             "You are the group's owner now"
+        );
+        let promoted = Event {
+            change: Change::Role {
+                user: UserRef {
+                    id: UserId(3),
+                    username: "carol".into(),
+                },
+                role: Role::Admin,
+            },
+            ..owner.clone()
+        };
+        assert_eq!(
+            system_line(&promoted, UserId(2)),
+            "alice made carol an admin"
+        );
+        assert_eq!(system_line(&promoted, UserId(3)), "alice made you an admin");
+        let demoted = Event {
+            change: Change::Role {
+                user: UserRef {
+                    id: UserId(3),
+                    username: "carol".into(),
+                },
+                role: Role::Member,
+            },
+            ..owner
+        };
+        assert_eq!(
+            system_line(&demoted, UserId(1)),
+            "You made carol a member again"
         );
     }
 

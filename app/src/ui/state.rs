@@ -183,14 +183,18 @@ impl Chat {
         self.leaving.set_value(Some(conv));
     }
 
-    fn remove_conversation(&self, id: ConvId) {
+    /// `conv` is no longer mine: I left it, or `by` removed me (then say so: being dropped
+    /// without a word reads as a bug).
+    fn remove_conversation(&self, id: ConvId, by: Option<UserRef>) {
         let title = self
             .conversations
             .with_untracked(|i| i.get(id).map(|c| c.title.clone()));
         if let Some(title) = title {
             if self.leaving.get_value() != Some(id) {
-                self.notice
-                    .set(Some(format!("You were removed from “{title}”.")));
+                self.notice.set(Some(match by {
+                    Some(by) => format!("{} removed you from “{title}”.", by.username),
+                    None => format!("You were removed from “{title}”."),
+                }));
             }
         }
         self.delivery.update_value(|d| d.forget(id));
@@ -480,9 +484,10 @@ impl Chat {
             ServerFrame::Conversation {
                 conversation,
                 removed,
+                by,
             } => {
                 if removed {
-                    self.remove_conversation(conversation.id);
+                    self.remove_conversation(conversation.id, by);
                 } else {
                     self.upsert_conversation(conversation);
                 }
@@ -787,6 +792,7 @@ mod tests {
             kind: ConvKind::Direct,
             title: "bob".into(),
             members: vec![user(1, "alice"), user(2, "bob")],
+            roles: Vec::new(),
             last_seq,
             last_read_seq: last_seq,
             unread: 0,

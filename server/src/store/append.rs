@@ -469,7 +469,7 @@ fn check(
             }))
         }
         Op::Edit { .. } if !mine => return Err(Refusal::NotAllowed),
-        Op::Delete { .. } if !mine && role != Role::Owner => return Err(Refusal::NotAllowed),
+        Op::Delete { .. } if !mine && !role.manages() => return Err(Refusal::NotAllowed),
         Op::React {
             emoji, on: true, ..
         } => {
@@ -613,7 +613,7 @@ impl Store {
                     ConvId(row.try_get("conv_id")?),
                     UserId(row.try_get("user_id")?),
                 ),
-                Role::parse(row.try_get("role")?),
+                Role::from_column(row.try_get("role")?),
             );
         }
 
@@ -1028,7 +1028,7 @@ mod tests {
     }
 
     #[test]
-    fn edits_are_the_senders_and_deletions_the_senders_or_the_owners() {
+    fn edits_are_the_senders_and_deletions_the_senders_or_the_managers() {
         let batch = [
             edit(1, 10, "e1", 3),                         // not mine
             edit(2, 10, "e2", 3),                         // mine
@@ -1071,6 +1071,14 @@ mod tests {
             },
         );
         assert_eq!(kinds(&plan.finish(&[], 0)), ["NotAllowed"]);
+        // An admin may, like the owner.
+        let mut admin = Facts {
+            targets: HashMap::from([((ConvId(10), 5), target(1, false))]),
+            ..facts()
+        };
+        admin.members.insert((ConvId(10), UserId(2)), Role::Admin);
+        let plan = Plan::new(&batch, &admin);
+        assert_eq!(plan.deletes, [(ConvId(10), 5)]);
     }
 
     #[test]

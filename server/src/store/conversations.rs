@@ -1,11 +1,13 @@
-//! Conversations and their members: direct chats (one per pair), groups and their owners,
-//! membership changes, and read marks. The conversation list a client shows is built here in
+//! Conversations and their members: direct chats (one per pair), groups with their owner and
+//! admins, membership and role changes (each checked against the roles inside its own
+//! transaction), and read marks. The conversation list a client shows is built here in
 //! three queries however many conversations there are.
 
 use super::messages::{message_of, LogRow, LOG_COLUMNS, LOG_JOINS};
 use super::{inserted_id, now_ms, time, Dialect, Result, Role, Store, Tx};
 use app::model::{
-    ConvId, ConvKind, Conversation, Entry, Event, GroupTitle, Message, Seq, UserId, UserRef,
+    ConvId, ConvKind, Conversation, Entry, Event, GroupTitle, MemberRole, Message, Seq, UserId,
+    UserRef,
 };
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
@@ -25,6 +27,19 @@ enum GroupEvent<'a> {
     Renamed(&'a GroupTitle),
     /// `user` is the group's owner now (its owner left).
     Owner(UserId),
+    /// The owner gave `user` this role (admin or member).
+    Role(UserId, Role),
+}
+
+/// Why a group change was refused. Nothing was written: no seq was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRefusal {
+    /// The person acting is not a member of the group.
+    NotMember,
+    /// The person the change is about is not a member.
+    NoSuchMember,
+    /// The acting person's role does not allow it (or it would change the owner's role).
+    NotAllowed,
 }
 
 impl Store {
@@ -57,7 +72,7 @@ impl Store {
             .bind(user.0)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| Role::parse(r.get("role"))))
+        Ok(row.map(|r| Role::from_column(r.get("role"))))
     }
 
     pub async fn kind(&self, conv: ConvId) -> Result<Option<ConvKind>> {
@@ -123,7 +138,7 @@ impl Store {
 
         let mut members: HashMap<i64, Vec<UserRef>> = HashMap::new();
         let rows = sqlx::query(
-            "SELECT m.conv_id, u.id, u.username FROM members me \
+            "SELECT m.conv_id, m.role, u.id, u.username FROM members me \
              JOIN members m ON m.conv_id = me.conv_id JOIN users u ON u.id = m.user_id \
              WHERE me.user_id = ? AND (? = 0 OR me.conv_id = ?) ORDER BY u.username",
         )
@@ -132,11 +147,21 @@ impl Store {
         .bind(only)
         .fetch_all(&self.pool)
         .await?;
+        let mut roles: HashMap<i64, Vec<MemberRole>> = HashMap::new();
         for r in &rows {
-            members.entry(r.get("conv_id")).or_default().push(UserRef {
-                id: UserId(r.get("id")),
+            let conv: i64 = r.get("conv_id");
+            let user = UserId(r.get("id"));
+            members.entry(conv).or_default().push(UserRef {
+                id: user,
                 username: r.get("username"),
             });
+            let role = Role::from_column(r.get("role"));
+            if role != Role::Member {
+                roles
+                    .entry(conv)
+                    .or_default()
+                    .push(MemberRole { user, role });
+            }
         }
 
         // The preview is the newest MESSAGE (events do not count), found by walking the primary
@@ -213,6 +238,7 @@ impl Store {
                     kind,
                     title,
                     members,
+                    roles: roles.remove(&id).unwrap_or_default(),
                     last_seq,
                     last_read_seq,
                     unread: unread.get(&id).copied().unwrap_or(0),
@@ -285,15 +311,17 @@ impl Store {
         Ok(Some(event))
     }
 
-    /// `by` removes `user` (`by == user`: they leave); the `removed` or `left` event, or nothing
-    /// if they were not a member. A group left without an owner hands ownership to its
-    /// longest-standing member: then an `owner` event follows.
+    /// `by` removes `user` (`by == user`: they leave); the `removed` or `left` event. Only the
+    /// owner and admins remove others, and nobody removes the owner: checked here, under the
+    /// conversation's lock, against the roles as they are now. A group left without an owner
+    /// passes to its longest-standing admin, or member if it has no admin: then an `owner` event
+    /// follows.
     pub async fn remove_member(
         &self,
         conv: ConvId,
         by: UserId,
         user: UserId,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Result<Vec<Event>, GroupRefusal>> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let what = if by == user {
@@ -301,17 +329,25 @@ impl Store {
         } else {
             GroupEvent::Removed(user)
         };
+        // The event first: it takes the conversation's row lock, so the roles read next cannot
+        // change before this commits. A refusal drops the transaction: no seq is used.
         let event = self.log_event(&mut tx, conv, by, what, now).await?;
-        let removed = sqlx::query("DELETE FROM members WHERE conv_id = ? AND user_id = ?")
+        let Some(mine) = role_in(&mut tx, conv, by).await? else {
+            return Ok(Err(GroupRefusal::NotMember));
+        };
+        if by != user {
+            let Some(theirs) = role_in(&mut tx, conv, user).await? else {
+                return Ok(Err(GroupRefusal::NoSuchMember));
+            };
+            if !mine.removes(theirs) {
+                return Ok(Err(GroupRefusal::NotAllowed));
+            }
+        }
+        sqlx::query("DELETE FROM members WHERE conv_id = ? AND user_id = ?")
             .bind(conv.0)
             .bind(user.0)
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if !removed {
-            return Ok(Vec::new());
-        }
+            .await?;
         let mut events = vec![event];
         let owners: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM members WHERE conv_id = ? AND role = 'owner'")
@@ -321,7 +357,8 @@ impl Store {
                 .get("n");
         if owners == 0 {
             let heir = sqlx::query(
-                "SELECT user_id FROM members WHERE conv_id = ? ORDER BY joined_at, user_id LIMIT 1",
+                "SELECT user_id FROM members WHERE conv_id = ? \
+                 ORDER BY CASE WHEN role = 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1",
             )
             .bind(conv.0)
             .fetch_optional(&mut *tx)
@@ -340,23 +377,69 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(events)
+        Ok(Ok(events))
     }
 
-    /// `by` renames the group; the `renamed` event.
-    pub async fn rename(&self, conv: ConvId, by: UserId, title: &GroupTitle) -> Result<Event> {
+    /// `by` renames the group (the owner and admins may); the `renamed` event.
+    pub async fn rename(
+        &self,
+        conv: ConvId,
+        by: UserId,
+        title: &GroupTitle,
+    ) -> Result<Result<Event, GroupRefusal>> {
         let now = now_ms();
         let mut tx = self.write().await?;
         let event = self
             .log_event(&mut tx, conv, by, GroupEvent::Renamed(title), now)
             .await?;
+        match role_in(&mut tx, conv, by).await? {
+            None => return Ok(Err(GroupRefusal::NotMember)),
+            Some(role) if !role.manages() => return Ok(Err(GroupRefusal::NotAllowed)),
+            Some(_) => {}
+        }
         sqlx::query("UPDATE conversations SET title = ? WHERE id = ? AND kind = 'group'")
             .bind(title.as_str())
             .bind(conv.0)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(event)
+        Ok(Ok(event))
+    }
+
+    /// `by`, who must be the owner, gives `user` the role `role` (admin or member); the `role`
+    /// event, or `None` when they had it already (nothing is written). The owner's own role
+    /// does not change this way: ownership passes only when the owner leaves.
+    pub async fn set_role(
+        &self,
+        conv: ConvId,
+        by: UserId,
+        user: UserId,
+        role: Role,
+    ) -> Result<Result<Option<Event>, GroupRefusal>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let event = self
+            .log_event(&mut tx, conv, by, GroupEvent::Role(user, role), now)
+            .await?;
+        match role_in(&mut tx, conv, by).await? {
+            None => return Ok(Err(GroupRefusal::NotMember)),
+            Some(mine) if !mine.sets_roles() => return Ok(Err(GroupRefusal::NotAllowed)),
+            Some(_) => {}
+        }
+        match role_in(&mut tx, conv, user).await? {
+            None => return Ok(Err(GroupRefusal::NoSuchMember)),
+            Some(Role::Owner) => return Ok(Err(GroupRefusal::NotAllowed)),
+            Some(had) if had == role => return Ok(Ok(None)),
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?")
+            .bind(role.as_str())
+            .bind(conv.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(Some(event)))
     }
 
     /// Appends a group event to `conv`'s log inside `tx`: the conversation's next seq, taken
@@ -390,6 +473,8 @@ impl Store {
             GroupEvent::Left => ("left", "", None),
             GroupEvent::Renamed(title) => ("renamed", title.as_str(), None),
             GroupEvent::Owner(user) => ("owner", "", Some(user.0)),
+            // Stored as an `owner` row naming the role: see migrations/*/0007_roles.sql.
+            GroupEvent::Role(user, role) => ("owner", role.as_str(), Some(user.0)),
         };
         // SQLite: under the write lock (BEGIN IMMEDIATE), the next id is the largest plus one,
         // as in the writer thread; MySQL: AUTO_INCREMENT.
@@ -492,6 +577,16 @@ pub(crate) async fn open_direct_in(
         insert_member(dialect, tx, conv, *user, Role::Member, now).await?;
     }
     Ok((conv, true))
+}
+
+/// `user`'s role in `conv` as `tx` sees it, if they are a member.
+async fn role_in(tx: &mut Tx, conv: ConvId, user: UserId) -> Result<Option<Role>> {
+    let row = sqlx::query("SELECT role FROM members WHERE conv_id = ? AND user_id = ?")
+        .bind(conv.0)
+        .bind(user.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| Role::from_column(r.get("role"))))
 }
 
 /// Inserts a membership; returns false if it already existed.

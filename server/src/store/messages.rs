@@ -4,8 +4,8 @@
 
 use super::{time, Result, Store};
 use app::model::{
-    excerpt, Change, ConvId, Entry, Event, HistoryPage, Message, MessageId, Quote, Reaction, Seq,
-    UserId, UserRef,
+    excerpt, Change, ConvId, Entry, Event, HistoryPage, Message, MessageId, Quote, Reaction, Role,
+    Seq, UserId, UserRef,
 };
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
@@ -117,7 +117,13 @@ impl From<LogRow> for Entry {
             "added" => Change::Added { user: subject() },
             "removed" => Change::Removed { user: subject() },
             "left" => Change::Left,
-            "owner" => Change::Owner { user: subject() },
+            // An `owner` row records a role change: its body names the new role (`admin`,
+            // `member`), or is empty when the subject became the owner (see 0007_roles.sql).
+            "owner" if r.body.is_empty() => Change::Owner { user: subject() },
+            "owner" => Change::Role {
+                user: subject(),
+                role: Role::from_column(&r.body),
+            },
             _ => Change::Renamed { title: r.body },
         };
         Entry::Event(Event {

@@ -27,6 +27,7 @@ mod sqlite_writer;
 pub use admin::AccountRow;
 pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
 pub use contacts::{Removed, Requested};
+pub use conversations::GroupRefusal;
 pub use messages::LogRow;
 
 use chrono::{DateTime, Utc};
@@ -93,30 +94,8 @@ impl Durability {
     }
 }
 
-/// A member's role in a conversation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Member,
-}
-
-impl Role {
-    /// The `role` column (anything but `owner` is a plain member).
-    pub(crate) fn parse(s: &str) -> Role {
-        if s == "owner" {
-            Role::Owner
-        } else {
-            Role::Member
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Member => "member",
-        }
-    }
-}
+/// A member's role in a conversation: the parsed domain type, stored by its name.
+pub use app::model::Role;
 
 /// Which SQL a statement must be written in, where the two databases differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

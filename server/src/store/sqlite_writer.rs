@@ -150,7 +150,9 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
                 .query_row([conv.0, user.0], |r| r.get(0))
                 .optional()?;
             if let Some(role) = role {
-                facts.members.insert((*conv, *user), Role::parse(&role));
+                facts
+                    .members
+                    .insert((*conv, *user), Role::from_column(&role));
             }
         }
         let mut stored = tx.prepare_cached(

@@ -9,6 +9,7 @@ async fn expect_conversation(c: &mut Client) -> (Conversation, bool) {
         ServerFrame::Conversation {
             conversation,
             removed,
+            ..
         } => Some((conversation, removed)),
         _ => None,
     })
@@ -46,10 +47,19 @@ async fn add_rename_remove_and_leave_reach_live_clients() {
     b.send_message(group.id, "b-1", "welcome carol").await;
     assert_eq!(c.expect_message().await.body, "welcome carol");
 
-    let (status, _) = app
+    // Only the owner and admins rename (see roles.rs): carol is neither.
+    let (status, body) = app
         .post(
             "/api/rename_group",
             Some(&carol.cookie),
+            &[("conv", &conv), ("title", "Trip")],
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    let (status, _) = app
+        .post(
+            "/api/rename_group",
+            Some(&alice.cookie),
             &[("conv", &conv), ("title", "Trip")],
         )
         .await;
@@ -64,7 +74,7 @@ async fn add_rename_remove_and_leave_reach_live_clients() {
         .await;
     assert_eq!(renamed.id, group.id);
 
-    // Only the owner removes others.
+    // Only the owner (and admins) remove others.
     let (status, body) = app
         .post(
             "/api/remove_member",
@@ -86,7 +96,11 @@ async fn add_rename_remove_and_leave_reach_live_clients() {
             ServerFrame::Conversation {
                 removed: true,
                 conversation,
-            } => Some((conversation, true)),
+                by,
+            } => {
+                assert_eq!(by.map(|u| u.username).as_deref(), Some("alice"));
+                Some((conversation, true))
+            }
             _ => None,
         })
         .await;

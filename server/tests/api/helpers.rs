@@ -53,6 +53,18 @@ pub fn traffic(config: &mut Config) {
     config.send_burst = 1_000_000;
 }
 
+/// Starts a server on the database at `db_url` (e.g. a [`crate::store::TempDb`]'s MariaDB one).
+pub async fn spawn_app_on(db_url: &str) -> TestApp {
+    let server = start(db_url, |_| {}).await;
+    TestApp {
+        addr: server.addr,
+        server: Some(server),
+        db_url: db_url.to_owned(),
+        http: reqwest::Client::new(),
+        _dir: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

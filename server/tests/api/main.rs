@@ -15,4 +15,5 @@ mod hardening;
 mod helpers;
 mod history;
 mod reliable;
+mod roles;
 mod store;

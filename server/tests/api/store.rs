@@ -3,7 +3,7 @@
 //! `TIDINGS_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`), dropped afterwards.
 
 use app::model::{Body, Change, ConvId, Emoji, Entry, GroupTitle, Username};
-use server::store::{Appended, NewEntry, Op, Refusal, Store};
+use server::store::{Appended, GroupRefusal, NewEntry, Op, Refusal, Store};
 use sqlx::{Connection, Executor};
 
 /// A store on a throwaway database, and what it takes to throw it away.
@@ -267,24 +267,33 @@ async fn check_memberships(store: Store) {
         (4, 3),
         "created 1, messages 2 and 3, added 4: the preview is the last message"
     );
-    store
-        .rename(group, b.id, &GroupTitle::parse("Trip").unwrap())
-        .await
-        .unwrap();
+    // A plain member may not rename the group (nothing is logged), nor remove anyone; the owner
+    // may rename it.
+    let trip = GroupTitle::parse("Trip").unwrap();
+    assert_eq!(
+        store.rename(group, b.id, &trip).await.unwrap(),
+        Err(GroupRefusal::NotAllowed)
+    );
+    assert_eq!(
+        store.remove_member(group, b.id, c.id).await.unwrap(),
+        Err(GroupRefusal::NotAllowed)
+    );
+    store.rename(group, a.id, &trip).await.unwrap().unwrap();
     // The owner leaves: the longest-standing member inherits the group, and the log says so.
-    let events = store.remove_member(group, a.id, a.id).await.unwrap();
+    let events = store
+        .remove_member(group, a.id, a.id)
+        .await
+        .unwrap()
+        .unwrap();
     let changes: Vec<_> = events.into_iter().map(|e| (e.seq, e.change)).collect();
     assert_eq!(
         changes,
         [(6, Change::Left), (7, Change::Owner { user: b.clone() })],
         "created 1, messages 2 and 3, added 4, renamed 5"
     );
-    assert!(
-        store
-            .remove_member(group, a.id, a.id)
-            .await
-            .unwrap()
-            .is_empty(),
+    assert_eq!(
+        store.remove_member(group, a.id, a.id).await.unwrap(),
+        Err(GroupRefusal::NotMember),
         "not a member any more: nothing logged"
     );
     assert_eq!(
@@ -606,8 +615,9 @@ async fn check_changes(store: Store) {
         .unwrap();
     assert_eq!(added.map(|e| e.seq), Some(11));
     let renamed = store
-        .rename(group, b.id, &GroupTitle::parse("H").unwrap())
+        .rename(group, a.id, &GroupTitle::parse("H").unwrap())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         (renamed.seq, renamed.change),
