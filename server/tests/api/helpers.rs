@@ -221,6 +221,7 @@ impl Client {
             client_id: client_id.into(),
             body: body.into(),
             reply_to: None,
+            attachment: None,
         })
         .await;
     }
