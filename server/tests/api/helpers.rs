@@ -53,6 +53,18 @@ pub fn traffic(config: &mut Config) {
     config.send_burst = 1_000_000;
 }
 
+/// Starts a server on an existing database (e.g. a MariaDB one, shared by several servers).
+pub async fn spawn_app_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let server = start(db_url, tweak).await;
+    TestApp {
+        addr: server.addr,
+        server: Some(server),
+        db_url: db_url.to_owned(),
+        http: reqwest::Client::new(),
+        _dir: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
