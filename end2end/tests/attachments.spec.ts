@@ -49,7 +49,8 @@ test("an upload shows its progress and can be cancelled, sending nothing", async
   const bob = await registerUser(browser, uniqueName("bob"));
   await startChat(alice.page, bob.name);
   // Hold the upload back so that it is still under way when Cancel is pressed.
-  await alice.page.route("**/api/attachments?*", async (route) => {
+  const uploads = (url: URL) => url.pathname === "/api/attachments";
+  await alice.page.route(uploads, async (route) => {
     await new Promise((resolve) => setTimeout(resolve, 4000));
     await route.continue().catch(() => {});
   });
@@ -61,7 +62,7 @@ test("an upload shows its progress and can be cancelled, sending nothing", async
   await expect(status.getByRole("progressbar")).toBeVisible();
   await status.getByRole("button", { name: "Cancel" }).click();
   await expect(status).toBeHidden();
-  await alice.page.unroute("**/api/attachments?*");
+  await alice.page.unroute(uploads);
 
   await send(alice.page, "after the cancel");
   await openConversation(bob.page, alice.name);

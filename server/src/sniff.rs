@@ -40,11 +40,18 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
         plain("application/pdf")
     } else if bytes.starts_with(b"PK\x03\x04") {
         plain("application/zip")
-    } else if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
+    } else if is_text(bytes) {
         plain("text/plain; charset=utf-8")
     } else {
         plain("application/octet-stream")
     }
+}
+
+/// UTF-8 without control characters other than tab, line breaks and form feed: what a text
+/// file holds (binary formats are full of other control bytes, NUL above all).
+fn is_text(bytes: &[u8]) -> bool {
+    let control = |b: &u8| b.is_ascii_control() && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c);
+    !bytes.iter().any(control) && std::str::from_utf8(bytes).is_ok()
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u32> {
@@ -165,6 +172,15 @@ mod tests {
             "text/plain; charset=utf-8"
         );
         assert_eq!(sniff(b"%PDF-1.7").content_type, "application/pdf");
+        assert_eq!(
+            sniff(b"plain\ttext\r\nlines\n").content_type,
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            sniff(&[2u8; 16]).content_type,
+            "application/octet-stream",
+            "control bytes are not text"
+        );
         assert_eq!(
             sniff(b"\x00\x01\x02").content_type,
             "application/octet-stream"

@@ -65,10 +65,10 @@ impl Upload {
         });
         let on_load = {
             let (xhr, done) = (xhr.clone(), done.clone());
-            Closure::<dyn FnMut(ProgressEvent)>::new(move |_| {
+            Closure::<dyn FnMut(ProgressEvent)>::new(move |_: ProgressEvent| {
                 let status = xhr.status().unwrap_or(0);
                 let text = xhr.response_text().ok().flatten().unwrap_or_default();
-                done(if status == 200 {
+                (*done)(if status == 200 {
                     serde_json::from_str::<Attachment>(&text)
                         .map_err(|_| "The server's answer to the upload was unreadable.".into())
                 } else {
@@ -78,8 +78,8 @@ impl Upload {
                 });
             })
         };
-        let on_error = Closure::<dyn FnMut(ProgressEvent)>::new(move |_| {
-            done(Err(
+        let on_error = Closure::<dyn FnMut(ProgressEvent)>::new(move |_: ProgressEvent| {
+            (*done)(Err(
                 "The upload did not reach the server; check the connection and try again.".into(),
             ))
         });

@@ -614,8 +614,9 @@ fn AttachmentView(a: Attachment) -> impl IntoView {
     let label = format!("{} ({})", a.name, a.human_size());
     if a.is_inline_image() {
         // Scaled down to the bubble by the stylesheet; width/height give the box its ratio.
+        let href = url.clone();
         view! {
-            <a class="attachment-image" href=url.clone() target="_blank" rel="noopener" title=label>
+            <a class="attachment-image" href=href target="_blank" rel="noopener" title=label>
                 <img
                     src=url
                     alt=a.name.clone()
@@ -789,13 +790,18 @@ impl Uploading {
 
     /// Uploads `file`, then sends it to `conv` as a message of its own.
     #[cfg(feature = "hydrate")]
-    fn start(self, file: leptos::web_sys::File, conv: ConvId, error: RwSignal<Option<String>>) {
+    fn start(
+        self,
+        file: leptos::web_sys::File,
+        conv: ConvId,
+        chat: super::state::Chat,
+        error: RwSignal<Option<String>>,
+    ) {
         use crate::client::upload::Upload;
         if self.shown.get_untracked().is_some() {
             error.set(Some("One file at a time: wait for this upload, or cancel it.".into()));
             return;
         }
-        let chat = use_chat();
         let name = file.name();
         error.set(None);
         self.shown.set(Some((name.clone(), 0.0)));
@@ -839,7 +845,7 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let take_file = move |file: Option<leptos::web_sys::File>| {
         if let (Some(file), Some(conv)) = (file, id.get_untracked()) {
-            uploading.start(file, conv, error);
+            uploading.start(file, conv, chat, error);
         }
     };
     let on_pick = move |_ev: leptos::ev::Event| {

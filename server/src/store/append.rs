@@ -1085,6 +1085,7 @@ mod tests {
             sender: user(sender),
             body: "the original".into(),
             deleted,
+            attachment: None,
         }
     }
 
@@ -1282,6 +1283,73 @@ mod tests {
                 "not_member"
             ]
         );
+    }
+
+    #[test]
+    fn an_upload_is_posted_once_and_only_by_its_uploader() {
+        let id = |n: u8| AttachmentId::from_random([n; 16]);
+        let upload = |n: u8, uploader: i64, posted: bool| {
+            let attachment = Attachment {
+                id: id(n),
+                name: format!("f{n}.png"),
+                size: 10,
+                content_type: "image/png".into(),
+                width: Some(3),
+                height: Some(2),
+            };
+            (
+                id(n),
+                Upload {
+                    uploader: UserId(uploader),
+                    posted,
+                    attachment,
+                },
+            )
+        };
+        let post = |sender: i64, client_id: &str, n: u8| {
+            entry(
+                sender,
+                10,
+                client_id,
+                Op::Message {
+                    body: Body::caption(String::new()).unwrap(),
+                    reply_to: None,
+                    attachment: Some(id(n)),
+                },
+            )
+        };
+        let mut facts = facts();
+        facts.uploads = HashMap::from([upload(1, 1, false), upload(2, 2, false), upload(3, 1, true)]);
+        let batch = [
+            post(2, "a", 1), // someone else's
+            post(1, "b", 1), // mine
+            post(1, "c", 1), // posted just before
+            post(1, "d", 3), // posted long ago
+            post(1, "e", 9), // no such upload
+            post(1, "b", 1), // the same send again
+            entry(1, 10, "x", Op::Delete { target: 6 }),
+        ];
+        let plan = Plan::new(&batch, &facts);
+        assert!(!plan.only_plain());
+        assert_eq!(plan.posts, [(ConvId(10), 6, &id(1))]);
+        assert_eq!(plan.purged, [id(1)], "deleted in the same batch: its bytes go");
+        let out = plan.finish(&[MessageId(1), MessageId(2)], 0);
+        assert_eq!(
+            kinds(&out),
+            [
+                "UnknownAttachment",
+                "message 6",
+                "UnknownAttachment",
+                "UnknownAttachment",
+                "UnknownAttachment",
+                "dup 6",
+                "delete 7"
+            ]
+        );
+        let Appended::Stored(Entry::Message(m)) = &out[1] else {
+            unreachable!()
+        };
+        assert_eq!(m.attachment.as_ref().map(|a| a.name.as_str()), Some("f1.png"));
     }
 
     #[test]
