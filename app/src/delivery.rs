@@ -20,8 +20,8 @@
 //! says; the unit tests below drive them directly.
 
 use crate::model::{
-    excerpt, Attachment, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction, Seq, UserId,
-    UserRef, MAX_BODY_CHARS,
+    excerpt, Attachment, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction,
+    Seq, UserId, UserRef, MAX_BODY_CHARS,
 };
 use crate::protocol::ClientFrame;
 use chrono::{DateTime, Utc};
@@ -234,7 +234,7 @@ impl Delivery {
                 edited_at: None,
                 deleted: false,
                 reactions: Vec::new(),
-                attachment: entry.attachment.clone(),
+                attachment: entry.attachment.clone().map(Box::new),
             }),
             Some(change) => Entry::Event(Event {
                 conv: ack.conv,

@@ -117,9 +117,10 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
     /// The file posted with this message (its bytes are fetched from [`Attachment::url`]);
-    /// gone once the message is deleted.
+    /// gone once the message is deleted. Boxed: most messages have none, and a message travels
+    /// by value through the commit and fan-out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attachment: Option<Attachment>,
+    pub attachment: Option<Box<Attachment>>,
 }
 
 impl Message {

@@ -284,10 +284,31 @@ mod tests {
             reply,
             ClientFrame::Send {
                 reply_to: Some(3),
-                ..
                 attachment: None,
+                ..
             }
         ));
+        let id = "0123456789abcdef".repeat(2);
+        let file: ClientFrame = serde_json::from_value(
+            json!({"type":"send","conv":7,"client_id":"c-5","body":"","attachment":id}),
+        )
+        .unwrap();
+        assert!(matches!(
+            &file,
+            ClientFrame::Send { attachment: Some(a), .. } if a.as_str() == id
+        ));
+        assert_eq!(
+            serde_json::to_value(&file).unwrap()["attachment"],
+            json!(id),
+            "the id travels as a plain string"
+        );
+        assert!(
+            serde_json::from_value::<ClientFrame>(
+                json!({"type":"send","conv":7,"client_id":"c-6","body":"","attachment":"../x"}),
+            )
+            .is_err(),
+            "an id that is not 32 hex digits is a bad frame"
+        );
         let sync: ClientFrame =
             serde_json::from_value(json!({"type":"sync","cursors":{"7":3,"9":0}})).unwrap();
         let ClientFrame::Sync { cursors } = &sync else {

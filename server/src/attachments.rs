@@ -39,7 +39,8 @@ fn refuse(error: ApiError) -> Response {
 }
 
 async fn user_of(state: &AppState, headers: &HeaderMap) -> Result<UserRef, Response> {
-    let token = session_token_from_headers(headers).ok_or_else(|| refuse(ApiError::unauthorized()))?;
+    let token =
+        session_token_from_headers(headers).ok_or_else(|| refuse(ApiError::unauthorized()))?;
     state.authenticate(&token).await.map_err(refuse)
 }
 
@@ -115,7 +116,9 @@ pub async fn upload(
         Ok(()) => Json(attachment).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "storing an upload failed");
-            refuse(ApiError::internal("the file could not be stored; try again later"))
+            refuse(ApiError::internal(
+                "the file could not be stored; try again later",
+            ))
         }
     }
 }
@@ -145,7 +148,9 @@ pub async fn download(
         Ok(None) => return not_found(),
         Err(e) => {
             tracing::error!(error = %e, "reading an attachment failed");
-            return refuse(ApiError::internal("the file could not be read; try again later"));
+            return refuse(ApiError::internal(
+                "the file could not be read; try again later",
+            ));
         }
     };
     // A file never changes under its id, so the id is its ETag: a revalidation (after the
@@ -166,7 +171,10 @@ pub async fn download(
         header::CONTENT_DISPOSITION,
         value(&content_disposition(&attachment)),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(DOWNLOAD_CSP),
@@ -177,7 +185,10 @@ pub async fn download(
     );
     // Private: only this user's browser may keep it, and it asks again each time (so a deleted
     // message's file, or a departed member, stops being served).
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     h.insert(header::ETAG, value(&etag));
     response
 }

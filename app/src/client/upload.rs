@@ -29,8 +29,11 @@ pub fn dropped_file(ev: &web_sys::DragEvent) -> Option<File> {
 
 /// Whether a drag carries files (only then does the composer accept the drop).
 pub fn drags_files(ev: &web_sys::DragEvent) -> bool {
-    ev.data_transfer()
-        .is_some_and(|d| d.types().iter().any(|t| t.as_string().as_deref() == Some("Files")))
+    ev.data_transfer().is_some_and(|d| {
+        d.types()
+            .iter()
+            .any(|t| t.as_string().as_deref() == Some("Files"))
+    })
 }
 
 /// The first file pasted (a screenshot from the clipboard, a copied file), if any.

@@ -27,8 +27,7 @@ use super::sidebar::Avatar;
 use super::state::{use_chat, OutboxEntry};
 use crate::delivery::unread;
 use crate::model::{
-    Attachment, Change, ConvId, ConvKind, Conversation, Message, Quote, Seq, UserId,
-    MAX_BODY_CHARS,
+    Attachment, Change, ConvId, ConvKind, Conversation, Message, Quote, Seq, UserId, MAX_BODY_CHARS,
 };
 use leptos::ev::KeyboardEvent;
 use leptos::html;
@@ -576,7 +575,7 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
             <div class="bubble">
                 <span class=format!("sender {colour}")>{who}</span>
                 {quote}
-                {m.attachment.clone().filter(|_| !deleted).map(|a| view! { <AttachmentView a/> })}
+                {m.attachment.clone().filter(|_| !deleted).map(|a| view! { <AttachmentView a=*a/> })}
                 {move || {
                     if deleted {
                         view! { <p class="body tombstone">"message deleted"</p> }.into_any()
@@ -799,7 +798,9 @@ impl Uploading {
     ) {
         use crate::client::upload::Upload;
         if self.shown.get_untracked().is_some() {
-            error.set(Some("One file at a time: wait for this upload, or cancel it.".into()));
+            error.set(Some(
+                "One file at a time: wait for this upload, or cancel it.".into(),
+            ));
             return;
         }
         let name = file.name();

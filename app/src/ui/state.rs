@@ -19,7 +19,8 @@ use crate::api;
 use crate::contacts::ContactList;
 use crate::delivery::{apply, Ack, Delivery, Inbox, Outbox, Step};
 use crate::model::{
-    Attachment, Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId, UserRef,
+    Attachment, Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId,
+    UserRef,
 };
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;

@@ -452,7 +452,7 @@ impl<'a> Plan<'a> {
                         edited_at: None,
                         deleted: false,
                         reactions: Vec::new(),
-                        attachment: row.attachment,
+                        attachment: row.attachment.map(Box::new),
                     }),
                     op => Entry::Event(Event {
                         conv: e.conv,
@@ -505,7 +505,10 @@ fn receipt(e: &Entry) -> Receipt {
 /// The upload `m` posts, if any: it must be the sender's and not posted yet (in the database or
 /// earlier in the batch). Someone else's id is refused like an unknown one, so it tells the
 /// sender nothing about it. Marks it posted for the rest of the batch.
-fn claim(m: &NewEntry, uploads: &mut HashMap<AttachmentId, Upload>) -> Result<Option<Attachment>, Refusal> {
+fn claim(
+    m: &NewEntry,
+    uploads: &mut HashMap<AttachmentId, Upload>,
+) -> Result<Option<Attachment>, Refusal> {
     let Some(id) = m.op.attachment() else {
         return Ok(None);
     };
@@ -1319,7 +1322,8 @@ mod tests {
             )
         };
         let mut facts = facts();
-        facts.uploads = HashMap::from([upload(1, 1, false), upload(2, 2, false), upload(3, 1, true)]);
+        facts.uploads =
+            HashMap::from([upload(1, 1, false), upload(2, 2, false), upload(3, 1, true)]);
         let batch = [
             post(2, "a", 1), // someone else's
             post(1, "b", 1), // mine
@@ -1332,7 +1336,11 @@ mod tests {
         let plan = Plan::new(&batch, &facts);
         assert!(!plan.only_plain());
         assert_eq!(plan.posts, [(ConvId(10), 6, &id(1))]);
-        assert_eq!(plan.purged, [id(1)], "deleted in the same batch: its bytes go");
+        assert_eq!(
+            plan.purged,
+            [id(1)],
+            "deleted in the same batch: its bytes go"
+        );
         let out = plan.finish(&[MessageId(1), MessageId(2)], 0);
         assert_eq!(
             kinds(&out),
@@ -1349,7 +1357,10 @@ mod tests {
         let Appended::Stored(Entry::Message(m)) = &out[1] else {
             unreachable!()
         };
-        assert_eq!(m.attachment.as_ref().map(|a| a.name.as_str()), Some("f1.png"));
+        assert_eq!(
+            m.attachment.as_ref().map(|a| a.name.as_str()),
+            Some("f1.png")
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl Store {
         .execute(&self.pool)
         .await;
         if let Err(e) = inserted {
-            let _ = self.blobs.delete(std::slice::from_ref(&attachment.id)).await;
+            let _ = self
+                .blobs
+                .delete(std::slice::from_ref(&attachment.id))
+                .await;
             return Err(e.into());
         }
         Ok(())

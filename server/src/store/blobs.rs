@@ -44,7 +44,8 @@ impl FsBlobs {
     /// The folder for the database at `db_path` (created if missing): `<db file>.files`.
     pub fn beside(db_path: &str) -> Result<FsBlobs> {
         let dir = PathBuf::from(format!("{db_path}.files"));
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Blobs(dir.display().to_string(), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Blobs(dir.display().to_string(), e))?;
         Ok(FsBlobs { dir })
     }
 

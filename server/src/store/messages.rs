@@ -4,8 +4,8 @@
 
 use super::{time, Result, Store};
 use app::model::{
-    excerpt, Attachment, AttachmentId, Change, ConvId, Entry, Event, HistoryPage, Message, MessageId, Quote, Reaction, Seq,
-    UserId, UserRef,
+    excerpt, Attachment, AttachmentId, Change, ConvId, Entry, Event, HistoryPage, Message,
+    MessageId, Quote, Reaction, Seq, UserId, UserRef,
 };
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
@@ -78,7 +78,10 @@ impl LogRow {
         Some(Attachment {
             id,
             name: self.att_name.take().unwrap_or_default(),
-            size: self.att_size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            size: self
+                .att_size
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
             content_type: self.att_type.take().unwrap_or_default(),
             width: self.att_width.and_then(|w| u32::try_from(w).ok()),
             height: self.att_height.and_then(|h| u32::try_from(h).ok()),
@@ -124,7 +127,7 @@ impl From<LogRow> for Entry {
                     edited_at: r.edited_at.map(time),
                     deleted: r.deleted != 0,
                     reactions: Vec::new(),
-                    attachment,
+                    attachment: attachment.map(Box::new),
                 });
             }
             // The edit's text is read from the edited message: its current body (empty once it

@@ -50,7 +50,9 @@ pub enum StoreError {
     WriterGone,
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("attachment storage in {0} failed: {1} (is the disk full, or the folder not writable?)")]
+    #[error(
+        "attachment storage in {0} failed: {1} (is the disk full, or the folder not writable?)"
+    )]
     Blobs(String, std::io::Error),
     #[error(
         "unsupported DATABASE_URL {0:?}: use sqlite://PATH or mysql://USER:PASSWORD@HOST/DATABASE"

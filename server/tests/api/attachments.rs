@@ -17,7 +17,12 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x03\x00\x00
 \x00\x2e\xf3\x05\xfb\x6a\xa8\x2e\x7e\x00\x00\x00\x00IEND\xaeB`\x82";
 
 /// Uploads `bytes` as `name`; the status and the JSON reply.
-async fn upload(app: &TestApp, user: &TestUser, name: &str, bytes: &[u8]) -> (u16, serde_json::Value) {
+async fn upload(
+    app: &TestApp,
+    user: &TestUser,
+    name: &str,
+    bytes: &[u8],
+) -> (u16, serde_json::Value) {
     let res = app
         .http
         .post(app.url("/api/attachments"))
@@ -83,7 +88,11 @@ async fn refused(client: &mut Client) -> ErrorCode {
 
 async fn history(app: &TestApp, user: &TestUser, conv: ConvId) -> HistoryPage {
     let (status, body) = app
-        .post("/api/history", Some(&user.cookie), &[("conv", &conv.to_string())])
+        .post(
+            "/api/history",
+            Some(&user.cookie),
+            &[("conv", &conv.to_string())],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_value(body).unwrap()
@@ -151,7 +160,7 @@ async fn an_image_is_posted_and_only_members_fetch_it() {
     let seq = acked_seq(&mut a, "a-1").await;
     let m = b.expect_message().await;
     assert_eq!((m.seq, m.body.as_str()), (seq, ""));
-    assert_eq!(m.attachment.as_ref(), Some(&image));
+    assert_eq!(m.attachment.as_deref(), Some(&image));
     let res = download(&app, Some(&bob), &image).await;
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "content-type"), "image/png");
@@ -181,7 +190,7 @@ async fn an_image_is_posted_and_only_members_fetch_it() {
     // History and the conversation list carry it too.
     let page = history(&app, &bob, conv).await;
     assert_eq!(page.messages.len(), 1, "one message, not two");
-    assert_eq!(page.messages[0].attachment.as_ref(), Some(&image));
+    assert_eq!(page.messages[0].attachment.as_deref(), Some(&image));
     // A member who joins a group later sees files posted before (they belong to the group).
     let group = app.create_group(&alice, "pics", "bob").await.id;
     let photo = uploaded(&app, &alice, "photo.png", PNG).await;
@@ -233,8 +242,15 @@ async fn html_and_svg_are_served_as_downloads_never_as_documents() {
         );
         assert_eq!(header(&res, "x-content-type-options"), "nosniff");
         let csp = header(&res, "content-security-policy");
-        assert!(csp.contains("sandbox") && csp.contains("default-src 'none'"), "{csp}");
-        assert_eq!(&res.bytes().await.unwrap()[..], bytes, "{name}: the bytes as sent");
+        assert!(
+            csp.contains("sandbox") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert_eq!(
+            &res.bytes().await.unwrap()[..],
+            bytes,
+            "{name}: the bytes as sent"
+        );
     }
 }
 
@@ -365,7 +381,7 @@ async fn the_shared_store_serves_a_file_from_every_node() {
     assert_eq!(&res.bytes().await.unwrap()[..], PNG);
     assert_eq!(download(&two, Some(&carol), &image).await.status(), 404);
     let page = history(&two, &bob, conv).await;
-    assert_eq!(page.messages[0].attachment.as_ref(), Some(&image));
+    assert_eq!(page.messages[0].attachment.as_deref(), Some(&image));
 
     // Deleted through one node: gone from the other, bytes and all.
     a.send(&ClientFrame::Delete {
