@@ -37,6 +37,8 @@ pub enum ApiErrorCode {
     Conflict,
     /// Too many attempts; wait and retry (HTTP 429).
     RateLimited,
+    /// The upload is over the server's size limit (HTTP 413); nothing was stored.
+    TooLarge,
     /// The server failed; retry later (HTTP 500).
     Internal,
     /// The request did not reach the server or its reply was unreadable (client side only).
@@ -79,6 +81,7 @@ impl ApiError {
             ApiErrorCode::NotFound => StatusCode::NOT_FOUND,
             ApiErrorCode::Conflict => StatusCode::CONFLICT,
             ApiErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiErrorCode::Internal | ApiErrorCode::Transport => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

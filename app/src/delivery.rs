@@ -20,8 +20,8 @@
 //! says; the unit tests below drive them directly.
 
 use crate::model::{
-    excerpt, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction, Role, Seq,
-    UserId, UserRef, MAX_BODY_CHARS,
+    excerpt, Attachment, Change, ConvId, Conversation, Entry, Event, Message, MessageId, Reaction,
+    Role, Seq, UserId, UserRef, MAX_BODY_CHARS,
 };
 use crate::protocol::ClientFrame;
 use chrono::{DateTime, Utc};
@@ -234,6 +234,7 @@ impl Delivery {
                 edited_at: None,
                 deleted: false,
                 reactions: Vec::new(),
+                attachment: entry.attachment.clone().map(Box::new),
             }),
             Some(change) => Entry::Event(Event {
                 conv: ack.conv,
@@ -296,6 +297,9 @@ pub struct OutboxEntry {
     /// Not a message but this change to one (`edit`, `delete` or `react`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The uploaded file this message posts (already on the server, not yet posted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
 }
 
 impl OutboxEntry {
@@ -308,6 +312,7 @@ impl OutboxEntry {
                 client_id,
                 body: self.body.clone(),
                 reply_to: self.reply_to.as_ref().map(|q| q.seq),
+                attachment: self.attachment.as_ref().map(|a| a.id.clone()),
             },
             Some(Change::Edit { target, body }) => ClientFrame::Edit {
                 conv,
@@ -389,6 +394,33 @@ impl Outbox {
             failed: None,
             reply_to,
             change: None,
+            attachment: None,
+        })
+    }
+
+    /// Queues a message posting `attachment` (uploaded already), with `body` as its optional
+    /// caption, and returns the frame to send.
+    pub fn queue_attachment(
+        &mut self,
+        conv: ConvId,
+        client_id: String,
+        body: String,
+        attachment: Attachment,
+    ) -> Result<ClientFrame, String> {
+        let body = if body.trim().is_empty() {
+            String::new()
+        } else {
+            check_body(&body)?;
+            body
+        };
+        self.push(OutboxEntry {
+            client_id,
+            conv,
+            body,
+            failed: None,
+            reply_to: None,
+            change: None,
+            attachment: Some(attachment),
         })
     }
 
@@ -410,6 +442,7 @@ impl Outbox {
             failed: None,
             reply_to: None,
             change: Some(change),
+            attachment: None,
         })
     }
 
@@ -507,6 +540,8 @@ pub fn apply_to(m: &mut Message, e: &Event, me: UserId) {
             m.body.clear();
             m.deleted = true;
             m.reactions.clear();
+            // The server deleted the file with the message.
+            m.attachment = None;
         }
         Change::React { emoji, on, .. } if !m.deleted => {
             let at = m.reactions.iter().position(|r| &r.emoji == emoji);
@@ -796,6 +831,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         }
     }
 
@@ -894,6 +930,7 @@ mod tests {
                 client_id: "c-1".into(),
                 body: "hello".into(),
                 reply_to: None,
+                attachment: None,
             }
         );
         o.queue(CONV, "c-2".into(), "world".into(), None).unwrap();

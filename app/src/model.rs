@@ -116,6 +116,139 @@ pub struct Message {
     /// pages; live and replayed messages get theirs from `react` events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// The file posted with this message (its bytes are fetched from [`Attachment::url`]);
+    /// gone once the message is deleted. Boxed: most messages have none, and a message travels
+    /// by value through the commit and fan-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Box<Attachment>>,
+}
+
+impl Message {
+    /// What a one-line preview (the conversation list, a notification) shows: the body, or for
+    /// a file sent without words, its name.
+    pub fn preview_text(&self) -> String {
+        match &self.attachment {
+            Some(a) if self.body.trim().is_empty() => format!("📎 {}", a.name),
+            _ => self.body.clone(),
+        }
+    }
+}
+
+/// The largest upload by default (the server's `--max-upload-bytes`).
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
+/// The longest file name kept, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+/// An uploaded file as a message carries it: what a client needs to show it without fetching
+/// it (a link with name and size, or an image box of the right size).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    /// The name it was uploaded under (path parts and control characters removed).
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Sniffed from the bytes by the server, never taken from the uploader.
+    pub content_type: String,
+    /// Pixels, for the images the server could read the size of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// The only types a browser is allowed to render in place: raster images, which cannot run
+/// script. Everything else (SVG and HTML included) is offered as a download.
+pub const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+impl Attachment {
+    /// Where its bytes are served (to members of its conversation only).
+    pub fn url(&self) -> String {
+        format!("/api/attachments/{}", self.id.as_str())
+    }
+
+    /// Shown inline as an image (a safe raster type), rather than as a download link.
+    pub fn is_inline_image(&self) -> bool {
+        INLINE_TYPES.contains(&self.content_type.as_str())
+    }
+
+    /// "12 KB", "3.4 MB": the size as a person reads it.
+    pub fn human_size(&self) -> String {
+        human_size(self.size)
+    }
+}
+
+/// A byte count as a person reads it (powers of 1024, one decimal below 10).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+/// An upload's id: 128 random bits as 32 lowercase hex digits, so nobody can guess another's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AttachmentId(String);
+
+impl AttachmentId {
+    pub fn parse(raw: String) -> Result<Self, ParseError> {
+        if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(AttachmentId(raw))
+        } else {
+            Err(ParseError::AttachmentId)
+        }
+    }
+
+    /// A fresh id from 16 random bytes (the server's CSPRNG).
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        AttachmentId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AttachmentId {
+    type Error = ParseError;
+    fn try_from(raw: String) -> Result<Self, ParseError> {
+        AttachmentId::parse(raw)
+    }
+}
+
+impl From<AttachmentId> for String {
+    fn from(id: AttachmentId) -> String {
+        id.0
+    }
+}
+
+/// A file's name as uploaded, made safe to store and show: only its last path part, control
+/// characters and quotes dropped, at most [`MAX_FILE_NAME_CHARS`]; never empty ("file").
+pub fn clean_file_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let name: String = last
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(MAX_FILE_NAME_CHARS)
+        .collect();
+    let name = name.trim();
+    if name.is_empty() || name == "." || name == ".." {
+        "file".to_owned()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// What a reply shows of the message it answers.
@@ -454,6 +587,8 @@ pub enum ParseError {
     Role,
     #[error("a reaction must be one emoji (at most 10 characters, no letters or spaces)")]
     Emoji,
+    #[error("attachment must be the 32-character id the upload answered with")]
+    AttachmentId,
     #[error("type at least {MIN_SEARCH_CHARS} characters of a username (a-z, 0-9, '_', '.' or '-') to search")]
     SearchPrefix,
 }
@@ -517,6 +652,16 @@ impl Body {
             Err(ParseError::BodyTooLarge)
         } else {
             Ok(Body(raw))
+        }
+    }
+
+    /// The words sent with an attachment: like [`Body::parse`], but a blank one is allowed (and
+    /// stored empty), since the file is the message.
+    pub fn caption(raw: String) -> Result<Self, ParseError> {
+        if raw.trim().is_empty() {
+            Ok(Body(String::new()))
+        } else {
+            Body::parse(raw)
         }
     }
 
@@ -652,6 +797,25 @@ mod tests {
             Body::parse("<b>hi</b>".into()).unwrap().as_str(),
             "<b>hi</b>"
         );
+    }
+
+    #[test]
+    fn attachment_ids_names_and_sizes() {
+        let id = AttachmentId::from_random([0xab; 16]);
+        assert_eq!(id.as_str(), "ab".repeat(16));
+        assert_eq!(AttachmentId::parse(id.as_str().into()), Ok(id));
+        for bad in ["", "AB", &"A".repeat(32), &"g".repeat(32), &"a".repeat(33)] {
+            assert!(AttachmentId::parse(bad.into()).is_err(), "{bad:?}");
+        }
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name("C:\\x\\a\"b.png"), "ab.png");
+        assert_eq!(clean_file_name("a\nb"), "ab");
+        assert_eq!(clean_file_name(" .. "), "file");
+        assert_eq!(human_size(900), "900 B");
+        assert_eq!(human_size(1536), "1.5 KB");
+        assert_eq!(human_size(10 * 1024 * 1024), "10 MB");
+        assert_eq!(Body::caption("  ".into()).unwrap().as_str(), "");
+        assert_eq!(Body::caption("hi".into()).unwrap().as_str(), "hi");
     }
 
     #[test]

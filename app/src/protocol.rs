@@ -4,7 +4,9 @@
 //! Pure data: no I/O here, and nothing that only one side can compile.
 
 use crate::contacts::ContactChange;
-use crate::model::{ConvId, Conversation, Entry, Event, Message, MessageId, Seq, UserId, UserRef};
+use crate::model::{
+    AttachmentId, ConvId, Conversation, Entry, Event, Message, MessageId, Seq, UserId, UserRef,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +26,10 @@ pub enum ClientFrame {
         /// The seq of the message this one answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<Seq>,
+        /// A file this user uploaded (`POST /api/attachments`) and has not posted yet; with it
+        /// the body may be blank.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<AttachmentId>,
     },
     /// Replace the body of my message `target`. Acknowledged like a send (its own `client_id`,
     /// its own seq in the conversation's log).
@@ -179,6 +185,9 @@ pub enum ErrorCode {
     NotAllowed,
     /// Already [`crate::model::MAX_REACTIONS_PER_PERSON`] different emoji of yours on that message.
     TooManyReactions,
+    /// The `attachment` of a `send` is not an upload of yours that is still unposted (unknown,
+    /// someone else's, already posted, or expired).
+    UnknownAttachment,
 }
 
 impl ServerFrame {
@@ -244,6 +253,7 @@ mod tests {
                 client_id: "c-1".into(),
                 body: "hi".into(),
                 reply_to: None,
+                attachment: None,
             }
         );
         assert_eq!(
@@ -278,9 +288,31 @@ mod tests {
             reply,
             ClientFrame::Send {
                 reply_to: Some(3),
+                attachment: None,
                 ..
             }
         ));
+        let id = "0123456789abcdef".repeat(2);
+        let file: ClientFrame = serde_json::from_value(
+            json!({"type":"send","conv":7,"client_id":"c-5","body":"","attachment":id}),
+        )
+        .unwrap();
+        assert!(matches!(
+            &file,
+            ClientFrame::Send { attachment: Some(a), .. } if a.as_str() == id
+        ));
+        assert_eq!(
+            serde_json::to_value(&file).unwrap()["attachment"],
+            json!(id),
+            "the id travels as a plain string"
+        );
+        assert!(
+            serde_json::from_value::<ClientFrame>(
+                json!({"type":"send","conv":7,"client_id":"c-6","body":"","attachment":"../x"}),
+            )
+            .is_err(),
+            "an id that is not 32 hex digits is a bad frame"
+        );
         let sync: ClientFrame =
             serde_json::from_value(json!({"type":"sync","cursors":{"7":3,"9":0}})).unwrap();
         let ClientFrame::Sync { cursors } = &sync else {
@@ -316,6 +348,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         };
         let v = roundtrip_server(ServerFrame::Message(msg.clone()));
         assert_eq!(

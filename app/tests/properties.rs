@@ -52,6 +52,7 @@ fn message() -> impl Strategy<Value = Message> {
                 edited_at,
                 deleted,
                 reactions: Vec::new(),
+                attachment: None,
             },
         )
 }
@@ -123,6 +124,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 client_id,
                 body,
                 reply_to,
+                attachment: None,
             }
         }),
         (id(), text(), id(), text()).prop_map(|(conv, client_id, target, body)| {

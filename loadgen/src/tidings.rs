@@ -131,6 +131,7 @@ pub fn send_frame(conv: i64, epoch: u32, counter: u32, body: &str) -> String {
         client_id: format!("e{epoch}n{counter}"),
         body: body.to_owned(),
         reply_to: None,
+        attachment: None,
     }
     .to_json()
 }

@@ -168,5 +168,10 @@ fn settle(
             ErrorCode::TooManyReactions,
             "you already have the most reactions allowed on that message; take one back first",
         ),
+        Appended::Refused(Refusal::UnknownAttachment) => refuse(
+            ErrorCode::UnknownAttachment,
+            "that attachment is not an unposted upload of yours (each upload is posted once, \
+             and unposted uploads expire): upload the file again",
+        ),
     }
 }

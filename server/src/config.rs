@@ -138,6 +138,11 @@ pub struct Config {
     /// from anyone else is counted under its own peer address, whatever that header says.
     #[arg(long, env = "TIDINGS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// Largest attachment one upload may carry, in bytes; a bigger one is refused with 413 and
+    /// nothing is stored. Each upload under way holds at most this much in memory.
+    #[arg(long, env = "TIDINGS_MAX_UPLOAD_BYTES", default_value_t = app::model::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
 }
 
 impl Config {

@@ -10,6 +10,7 @@
 //! - [`bus`]     the other nodes: Redis pub/sub in a cluster, nothing on a single node
 //! - [`presence`] who is online anywhere in the cluster
 //! - [`backend`] the HTTP API's server side (server functions live in `app::api`)
+//! - [`attachments`] uploads and downloads of files (and [`sniff`]: what their bytes are)
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`limits`]  rate limits per user, connection and address
 //! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
@@ -21,6 +22,7 @@
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
 
+pub mod attachments;
 pub mod auth;
 pub mod backend;
 pub mod bus;
@@ -35,6 +37,7 @@ pub mod listen;
 pub mod lockout;
 pub mod presence;
 pub mod site;
+pub mod sniff;
 pub mod store;
 pub mod ws;
 
@@ -47,7 +50,7 @@ use crate::hub::Hub;
 use crate::store::Store;
 use anyhow::Context;
 use app::api::ssr::SharedBackend;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -187,6 +190,7 @@ impl Server {
                 }
             }
         });
+        tokio::spawn(attachments::sweep(store.clone()));
         let state = AppState {
             limits,
             open: listen::Tracker::default(),
@@ -294,6 +298,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
+        .route("/api/attachments", post(attachments::upload))
+        .route("/api/attachments/{id}", get(attachments::download))
         .leptos_routes_with_context(
             &state,
             routes,

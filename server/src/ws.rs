@@ -429,10 +429,21 @@ impl Connection {
                 client_id,
                 body,
                 reply_to,
+                attachment,
             } => {
                 self.on_change(conn, conv, client_id, || {
-                    let body = parse_body(body)?;
-                    Ok(Op::Message { body, reply_to })
+                    // With a file the words are optional; whether the upload is this user's to
+                    // post is checked in the commit's transaction.
+                    let body = match attachment {
+                        Some(_) => Body::caption(body),
+                        None => Body::parse(body),
+                    }
+                    .map_err(refused_body)?;
+                    Ok(Op::Message {
+                        body,
+                        reply_to,
+                        attachment,
+                    })
                 })
                 .await
             }
@@ -747,14 +758,17 @@ impl ReadGate {
 
 /// A message body, or why it is refused.
 fn parse_body(body: String) -> Result<Body, (ErrorCode, String)> {
-    Body::parse(body).map_err(|e| {
-        let code = if e == ParseError::EmptyBody {
-            ErrorCode::Empty
-        } else {
-            ErrorCode::TooLarge
-        };
-        (code, e.to_string())
-    })
+    Body::parse(body).map_err(refused_body)
+}
+
+/// The error frame's code and text for a refused body.
+fn refused_body(e: ParseError) -> (ErrorCode, String) {
+    let code = if e == ParseError::EmptyBody {
+        ErrorCode::Empty
+    } else {
+        ErrorCode::TooLarge
+    };
+    (code, e.to_string())
 }
 
 /// How to end a connection whose socket could not be read. A frame over the hard limit is the

@@ -15,6 +15,11 @@
 //! place) on hover and focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
 //! original, and clicking the quote scrolls to it (loading older pages until it is there). Group
 //! events are lines of their own.
+//!
+//! Files: the composer's "Attach" picker, a file dropped on the composer or pasted into it is
+//! uploaded at once (progress shown, cancellable) and then sent as its own message. A message's
+//! raster image is shown inline in a box of its known size (lazy-loaded, so a long log does not
+//! fetch every picture); any other file is a download link with its name and size.
 
 use super::format::{self, Piece, Row};
 use super::group::GroupSettings;
@@ -22,7 +27,7 @@ use super::sidebar::Avatar;
 use super::state::{use_chat, OutboxEntry};
 use crate::delivery::unread;
 use crate::model::{
-    Change, ConvId, ConvKind, Conversation, Message, Quote, Seq, UserId, MAX_BODY_CHARS,
+    Attachment, Change, ConvId, ConvKind, Conversation, Message, Quote, Seq, UserId, MAX_BODY_CHARS,
 };
 use leptos::ev::KeyboardEvent;
 use leptos::html;
@@ -588,11 +593,15 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
             <div class="bubble">
                 <span class=format!("sender {colour}")>{who}</span>
                 {quote}
+                {m.attachment.clone().filter(|_| !deleted).map(|a| view! { <AttachmentView a=*a/> })}
                 {move || {
                     if deleted {
                         view! { <p class="body tombstone">"message deleted"</p> }.into_any()
                     } else if editing() {
                         view! { <EditBox conv seq body=body_text.clone()/> }.into_any()
+                    } else if body_text.is_empty() {
+                        // A file sent without words.
+                        ().into_any()
                     } else {
                         view! { <p class="body">{body(&body_text)}</p> }.into_any()
                     }
@@ -610,6 +619,41 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
                 {actions}
             </div>
         </li>
+    }
+}
+
+/// A message's file: a raster image inline (sized before it loads, so the log does not jump, and
+/// loaded only when scrolled near), anything else a download link with its name and size. Both
+/// point at the members-only URL; the server decides what may be shown inline.
+#[component]
+fn AttachmentView(a: Attachment) -> impl IntoView {
+    let url = a.url();
+    let label = format!("{} ({})", a.name, a.human_size());
+    if a.is_inline_image() {
+        // Scaled down to the bubble by the stylesheet; width/height give the box its ratio.
+        let href = url.clone();
+        view! {
+            <a class="attachment-image" href=href target="_blank" rel="noopener" title=label>
+                <img
+                    src=url
+                    alt=a.name.clone()
+                    width=a.width.map(|w| w.to_string())
+                    height=a.height.map(|h| h.to_string())
+                    loading="lazy"
+                    decoding="async"
+                />
+            </a>
+        }
+        .into_any()
+    } else {
+        view! {
+            <a class="attachment-file" href=url download=a.name.clone() title=label>
+                <span class="attachment-icon" aria-hidden="true">"📎"</span>
+                <span class="attachment-name">{a.name.clone()}</span>
+                <span class="attachment-size">{a.human_size()}</span>
+            </a>
+        }
+        .into_any()
     }
 }
 
@@ -698,7 +742,10 @@ fn PendingItem(e: OutboxEntry) -> impl IntoView {
         <li class="msg mine head" class:pending=!failed class:failed=failed data-state=state>
             <div class="bubble">
                 <span class="sender">"You"</span>
-                <p class="body">{body(&e.body)}</p>
+                {e.attachment.as_ref().map(|a| {
+                    view! { <p class="attachment-pending">"📎 " {a.name.clone()} " (" {a.human_size()} ")"</p> }
+                })}
+                {(!e.body.is_empty()).then(|| view! { <p class="body">{body(&e.body)}</p> })}
                 {match e.failed {
                     None => view! { <span class="meta">"Sending…"</span> }.into_any(),
                     Some(reason) => {
@@ -723,11 +770,155 @@ fn PendingItem(e: OutboxEntry) -> impl IntoView {
     }
 }
 
+/// The upload under way in the browser (nothing on the server side).
+#[cfg(feature = "hydrate")]
+type UploadHandle = crate::client::upload::Upload;
+#[cfg(not(feature = "hydrate"))]
+type UploadHandle = ();
+
+/// The composer's one upload at a time: its name and how much is sent, and the request.
+#[derive(Clone, Copy)]
+struct Uploading {
+    /// (file name, fraction sent 0–1) while an upload runs.
+    shown: RwSignal<Option<(String, f64)>>,
+    handle: StoredValue<Option<UploadHandle>, LocalStorage>,
+}
+
+impl Uploading {
+    fn new() -> Self {
+        Uploading {
+            shown: RwSignal::new(None),
+            handle: StoredValue::new_local(None),
+        }
+    }
+
+    /// Stops the upload under way; nothing is sent.
+    fn cancel(self) {
+        self.handle.update_value(|h| {
+            #[cfg(feature = "hydrate")]
+            if let Some(upload) = h.take() {
+                upload.cancel();
+            }
+            #[cfg(not(feature = "hydrate"))]
+            h.take();
+        });
+        self.shown.set(None);
+    }
+
+    /// Uploads `file`, then sends it to `conv` as a message of its own.
+    #[cfg(feature = "hydrate")]
+    fn start(
+        self,
+        file: leptos::web_sys::File,
+        conv: ConvId,
+        chat: super::state::Chat,
+        error: RwSignal<Option<String>>,
+    ) {
+        use crate::client::upload::Upload;
+        if self.shown.get_untracked().is_some() {
+            error.set(Some(
+                "One file at a time: wait for this upload, or cancel it.".into(),
+            ));
+            return;
+        }
+        let name = file.name();
+        error.set(None);
+        self.shown.set(Some((name.clone(), 0.0)));
+        let shown = self.shown;
+        let handle = self.handle;
+        let started = Upload::start(
+            &file,
+            move |fraction| shown.set(Some((name.clone(), fraction))),
+            move |result| {
+                shown.set(None);
+                match result {
+                    Ok(attachment) => {
+                        if let Err(e) = chat.send_attachment(conv, String::new(), attachment) {
+                            error.set(Some(e));
+                        }
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+                // Not dropped here: this runs inside one of the request's own callbacks.
+                request_animation_frame(move || handle.set_value(None));
+            },
+        );
+        match started {
+            Ok(upload) => self.handle.set_value(Some(upload)),
+            Err(e) => {
+                self.shown.set(None);
+                error.set(Some(e));
+            }
+        }
+    }
+}
+
 #[component]
 fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
     let chat = use_chat();
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    let uploading = Uploading::new();
+    let dragging = RwSignal::new(false);
+    // A file from the picker, a drop or a paste goes the same way.
+    #[cfg(feature = "hydrate")]
+    let take_file = move |file: Option<leptos::web_sys::File>| {
+        if let (Some(file), Some(conv)) = (file, id.get_untracked()) {
+            uploading.start(file, conv, chat, error);
+        }
+    };
+    let on_pick = move |_ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        take_file(crate::client::upload::picked_file(&_ev));
+    };
+    let on_drag_over = move |_ev: leptos::ev::DragEvent| {
+        #[cfg(feature = "hydrate")]
+        if crate::client::upload::drags_files(&_ev) {
+            _ev.prevent_default();
+            dragging.set(true);
+        }
+    };
+    let on_drop = move |_ev: leptos::ev::DragEvent| {
+        dragging.set(false);
+        #[cfg(feature = "hydrate")]
+        if let Some(file) = crate::client::upload::dropped_file(&_ev) {
+            _ev.prevent_default();
+            take_file(Some(file));
+        }
+    };
+    let on_paste = move |_ev: leptos::ev::ClipboardEvent| {
+        #[cfg(feature = "hydrate")]
+        if let Some(file) = crate::client::upload::pasted_file(&_ev) {
+            // A pasted file is sent; pasted text goes into the composer as usual.
+            _ev.prevent_default();
+            take_file(Some(file));
+        }
+    };
+    // Leaving the conversation cancels an upload meant for it.
+    Effect::new(move |previous: Option<Option<ConvId>>| {
+        let now = id.get();
+        if previous.is_some_and(|p| p != now) {
+            uploading.cancel();
+        }
+        now
+    });
+    let progress = move || {
+        uploading.shown.get().map(|(name, fraction)| {
+            let percent = (fraction * 100.0).round() as u32;
+            view! {
+                <div class="uploading" role="status">
+                    <span class="upload-name">"Uploading " {name} "…"</span>
+                    <progress max="100" value=percent.to_string() aria-label="Upload progress">
+                        {format!("{percent} %")}
+                    </progress>
+                    <span class="upload-percent">{format!("{percent} %")}</span>
+                    <button type="button" class="small ghost" on:click=move |_| uploading.cancel()>
+                        "Cancel"
+                    </button>
+                </div>
+            }
+        })
+    };
     let input = NodeRef::<html::Textarea>::new();
     // Opening a conversation puts the cursor where the person will type.
     Effect::new(move |_| {
@@ -782,13 +973,23 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
     };
     view! {
         {replying}
+        {progress}
         <form
             class="composer"
+            class:dragging=move || dragging.get()
             on:submit=move |ev| {
                 ev.prevent_default();
                 send();
             }
+            on:dragover=on_drag_over
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=on_drop
         >
+            <label class="attach" title="Attach a file">
+                <span class="sr-only">"Attach a file"</span>
+                <span aria-hidden="true">"📎"</span>
+                <input type="file" class="sr-only" on:change=on_pick/>
+            </label>
             <textarea
                 id="composer"
                 node_ref=input
@@ -805,6 +1006,7 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
                     }
                 }
                 on:keydown=on_keydown
+                on:paste=on_paste
             ></textarea>
             <span id="composer-count" class="counter" class:over=over class:shown=near_limit>
                 {move || near_limit().then(|| format!("{} / {MAX_BODY_CHARS}", count()))}

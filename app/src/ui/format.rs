@@ -353,6 +353,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         }
     }
 

@@ -307,9 +307,11 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
     let peer_online =
         Signal::derive(move || peer.is_some_and(|p| chat.online.with(|o| o.contains(&p))));
     let preview = match &conv.last_message {
-        Some(m) if m.sender.id == me => format!("You: {}", m.body),
-        Some(m) if conv.kind == ConvKind::Group => format!("{}: {}", m.sender.username, m.body),
-        Some(m) => m.body.clone(),
+        Some(m) if m.sender.id == me => format!("You: {}", m.preview_text()),
+        Some(m) if conv.kind == ConvKind::Group => {
+            format!("{}: {}", m.sender.username, m.preview_text())
+        }
+        Some(m) => m.preview_text(),
         None => "No messages yet".to_owned(),
     };
     let preview: String = preview.chars().take(80).collect();

@@ -19,7 +19,8 @@ use crate::api;
 use crate::contacts::ContactList;
 use crate::delivery::{apply, Ack, Delivery, Inbox, Outbox, Step};
 use crate::model::{
-    Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId, UserRef,
+    Attachment, Change, ConvId, ConvKind, Conversation, Entry, Event, Message, Quote, Seq, UserId,
+    UserRef,
 };
 use crate::protocol::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
@@ -358,6 +359,22 @@ impl Chat {
         Ok(())
     }
 
+    /// Queues a message posting `attachment` (uploaded already) to `conv`, with `body` as its
+    /// optional caption, and sends it.
+    pub fn send_attachment(
+        &self,
+        conv: ConvId,
+        body: String,
+        attachment: Attachment,
+    ) -> Result<(), String> {
+        let client_id = platform::new_client_id();
+        let frame = self
+            .change_outbox(|o| o.queue_attachment(conv, client_id, body, attachment))
+            .unwrap_or_else(|| Err("The chat is closed.".into()))?;
+        platform::transmit(&frame);
+        Ok(())
+    }
+
     /// Queues a change to a message of `conv` (edit, deletion, reaction) and sends it. It shows
     /// once the server acknowledges it, like everyone else sees it.
     pub fn change(&self, conv: ConvId, change: Change) -> Result<(), String> {
@@ -602,7 +619,7 @@ impl Chat {
                     self.divider.set(Some(m.seq));
                 }
                 if !m.deleted {
-                    let body: String = m.body.chars().take(300).collect();
+                    let body: String = m.preview_text().chars().take(300).collect();
                     self.announcement
                         .set(format!("{}: {body}", m.sender.username));
                 }
@@ -674,7 +691,7 @@ impl Chat {
             ConvKind::Direct => m.sender.username.clone(),
             ConvKind::Group => format!("{} in {title}", m.sender.username),
         };
-        let body: String = m.body.chars().take(200).collect();
+        let body: String = m.preview_text().chars().take(200).collect();
         platform::notify(*self, m.conv, &heading, &body);
     }
 
@@ -818,6 +835,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         })
     }
 

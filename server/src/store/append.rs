@@ -27,11 +27,11 @@
 
 use super::{now_ms, time, Dialect, Result, Role, Store, StoreError};
 use app::model::{
-    excerpt, Body, Change, ConvId, Emoji, Entry, Event, Message, MessageId, Quote, Seq, UserId,
-    UserRef, MAX_REACTIONS_PER_PERSON,
+    excerpt, Attachment, AttachmentId, Body, Change, ConvId, Emoji, Entry, Event, Message,
+    MessageId, Quote, Seq, UserId, UserRef, MAX_REACTIONS_PER_PERSON,
 };
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use std::collections::{HashMap, HashSet};
 
 /// An entry on its way into a conversation's log, already validated.
@@ -46,10 +46,12 @@ pub struct NewEntry {
 /// What a [`NewEntry`] does.
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// A new message, perhaps answering the message `reply_to`.
+    /// A new message, perhaps answering the message `reply_to`, perhaps posting the sender's
+    /// upload `attachment` (the body may then be empty).
     Message {
         body: Body,
         reply_to: Option<Seq>,
+        attachment: Option<AttachmentId>,
     },
     Edit {
         target: Seq,
@@ -97,9 +99,24 @@ impl Op {
         }
     }
 
-    /// True for a message without a reply: the row the hot path inserts.
+    /// True for a message without a reply or attachment: the row the hot path inserts.
     pub fn is_plain(&self) -> bool {
-        matches!(self, Op::Message { reply_to: None, .. })
+        matches!(
+            self,
+            Op::Message {
+                reply_to: None,
+                attachment: None,
+                ..
+            }
+        )
+    }
+
+    /// The upload this entry posts.
+    pub fn attachment(&self) -> Option<&AttachmentId> {
+        match self {
+            Op::Message { attachment, .. } => attachment.as_ref(),
+            _ => None,
+        }
     }
 }
 
@@ -113,6 +130,7 @@ impl NewEntry {
             op: Op::Message {
                 body,
                 reply_to: None,
+                attachment: None,
             },
         }
     }
@@ -139,6 +157,8 @@ pub enum Refusal {
     NotAllowed,
     /// Already `MAX_REACTIONS_PER_PERSON` emoji of the sender on the target.
     TooManyReactions,
+    /// The attachment is not an unposted upload of the sender's.
+    UnknownAttachment,
 }
 
 /// What became of one [`NewEntry`].
@@ -159,6 +179,17 @@ pub struct Target {
     pub sender: UserRef,
     pub body: String,
     pub deleted: bool,
+    /// Its attachment, whose bytes go when the message is deleted.
+    pub attachment: Option<AttachmentId>,
+}
+
+/// An upload a `send` of the batch wants to post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    pub uploader: UserId,
+    /// Already posted with a message (it belongs to that conversation now).
+    pub posted: bool,
+    pub attachment: Attachment,
 }
 
 /// What the database says about a batch, read inside its transaction.
@@ -174,6 +205,8 @@ pub struct Facts {
     pub targets: HashMap<(ConvId, Seq), Target>,
     /// The emoji each reactor of the batch has on its target: (conversation, target, reactor).
     pub reactions: HashMap<(ConvId, Seq, UserId), HashSet<String>>,
+    /// The uploads the batch's messages post, those that exist.
+    pub uploads: HashMap<AttachmentId, Upload>,
 }
 
 /// A row to insert.
@@ -183,6 +216,8 @@ pub struct NewRow<'a> {
     pub seq: Seq,
     /// For a reply: the replied-to message as it stood.
     quote: Option<Quote>,
+    /// The upload it posts.
+    attachment: Option<Attachment>,
 }
 
 /// One reaction put on (`on`) or taken back.
@@ -217,8 +252,12 @@ pub struct Plan<'a> {
     pub edits: Vec<(ConvId, Seq, &'a str)>,
     /// In batch order.
     pub reactions: Vec<ReactionChange<'a>>,
-    /// (conversation, message): empty the body, drop the reactions.
+    /// (conversation, message): empty the body, drop the reactions and the attachment.
     pub deletes: Vec<(ConvId, Seq)>,
+    /// (conversation, message, upload): the upload now belongs to that message.
+    pub posts: Vec<(ConvId, Seq, &'a AttachmentId)>,
+    /// The attachments of deleted messages: their bytes go once the batch is committed.
+    pub purged: Vec<AttachmentId>,
     /// The new `last_seq` of each conversation that gets rows.
     pub last_seq: Vec<(ConvId, Seq)>,
     /// The conversations that got a new message (their `updated_at` moves: events do not
@@ -235,6 +274,7 @@ impl Plan<'_> {
         self.edits.is_empty()
             && self.reactions.is_empty()
             && self.deletes.is_empty()
+            && self.posts.is_empty()
             && self.rows.iter().all(|r| r.entry.op.is_plain())
     }
 }
@@ -248,6 +288,8 @@ pub struct Keys<'a> {
     pub targets: Vec<(ConvId, Seq)>,
     /// (conversation, target, reactor) of the reactions.
     pub reactors: Vec<(ConvId, Seq, UserId)>,
+    /// The uploads messages post.
+    pub uploads: Vec<&'a AttachmentId>,
 }
 
 impl<'a> Keys<'a> {
@@ -265,6 +307,7 @@ impl<'a> Keys<'a> {
             client_ids: Vec::new(),
             targets: Vec::new(),
             reactors: Vec::new(),
+            uploads: Vec::new(),
         };
         for m in batch {
             if seen.0.insert(m.conv) {
@@ -275,6 +318,11 @@ impl<'a> Keys<'a> {
             }
             if seen.2.insert((m.sender.id, m.client_id.as_str())) {
                 keys.client_ids.push((m.sender.id, m.client_id.as_str()));
+            }
+            if let Some(upload) = m.op.attachment() {
+                if !keys.uploads.contains(&upload) {
+                    keys.uploads.push(upload);
+                }
             }
             if let Some(target) = m.op.target() {
                 if seen.3.insert((m.conv, target)) {
@@ -301,12 +349,15 @@ impl<'a> Plan<'a> {
         let targeting = batch.iter().any(|e| e.op.target().is_some());
         let mut targets = facts.targets.clone();
         let mut reactions = facts.reactions.clone();
+        let mut uploads = facts.uploads.clone();
         let mut plan = Plan {
             outcomes: Vec::with_capacity(batch.len()),
             rows: Vec::new(),
             edits: Vec::new(),
             reactions: Vec::new(),
             deletes: Vec::new(),
+            posts: Vec::new(),
+            purged: Vec::new(),
             last_seq: Vec::new(),
             active: Vec::new(),
             read_marks: Vec::new(),
@@ -330,13 +381,18 @@ impl<'a> Plan<'a> {
                 Outcome::UnknownConversation
             } else {
                 let role = facts.members[&(m.conv, m.sender.id)];
-                match check(m, role, &targets, &reactions) {
+                match check(m, role, &targets, &reactions)
+                    .and_then(|quote| Ok((quote, claim(m, &mut uploads)?)))
+                {
                     Err(refusal) => Outcome::Refused(refusal),
-                    Ok(quote) => {
+                    Ok((quote, attachment)) => {
                         let seq = last_seq.get_mut(&m.conv).expect("checked above");
                         *seq += 1;
                         let seq = *seq;
                         apply(m, seq, targeting, &mut targets, &mut reactions, &mut plan);
+                        if let Some(id) = m.op.attachment() {
+                            plan.posts.push((m.conv, seq, id));
+                        }
                         if let Op::Message { .. } = m.op {
                             read_marks.insert((m.conv, m.sender.id), seq);
                             if active.insert(m.conv) {
@@ -348,6 +404,7 @@ impl<'a> Plan<'a> {
                             entry: m,
                             seq,
                             quote,
+                            attachment,
                         });
                         Outcome::Row {
                             row: plan.rows.len() - 1,
@@ -395,6 +452,7 @@ impl<'a> Plan<'a> {
                         edited_at: None,
                         deleted: false,
                         reactions: Vec::new(),
+                        attachment: row.attachment.map(Box::new),
                     }),
                     op => Entry::Event(Event {
                         conv: e.conv,
@@ -441,6 +499,25 @@ fn receipt(e: &Entry) -> Receipt {
         id: e.id(),
         client_id: e.client_id().to_owned(),
         at: e.at(),
+    }
+}
+
+/// The upload `m` posts, if any: it must be the sender's and not posted yet (in the database or
+/// earlier in the batch). Someone else's id is refused like an unknown one, so it tells the
+/// sender nothing about it. Marks it posted for the rest of the batch.
+fn claim(
+    m: &NewEntry,
+    uploads: &mut HashMap<AttachmentId, Upload>,
+) -> Result<Option<Attachment>, Refusal> {
+    let Some(id) = m.op.attachment() else {
+        return Ok(None);
+    };
+    match uploads.get_mut(id) {
+        Some(upload) if upload.uploader == m.sender.id && !upload.posted => {
+            upload.posted = true;
+            Ok(Some(upload.attachment.clone()))
+        }
+        _ => Err(Refusal::UnknownAttachment),
     }
 }
 
@@ -496,7 +573,9 @@ fn apply<'a>(
     plan: &mut Plan<'a>,
 ) {
     match &m.op {
-        Op::Message { body, .. } => {
+        Op::Message {
+            body, attachment, ..
+        } => {
             if targeting {
                 targets.insert(
                     (m.conv, seq),
@@ -504,6 +583,7 @@ fn apply<'a>(
                         sender: m.sender.clone(),
                         body: body.as_str().to_owned(),
                         deleted: false,
+                        attachment: attachment.clone(),
                     },
                 );
             }
@@ -518,6 +598,7 @@ fn apply<'a>(
             if let Some(t) = targets.get_mut(&(m.conv, *target)) {
                 t.body.clear();
                 t.deleted = true;
+                plan.purged.extend(t.attachment.take());
             }
             reactions.retain(|(conv, seq, _), _| (*conv, *seq) != (m.conv, *target));
             plan.deletes.push((m.conv, *target));
@@ -548,14 +629,26 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(writer) = &self.writer {
-            return writer.append(batch).await;
+        let (appended, purged) = match &self.writer {
+            Some(writer) => writer.append(batch).await?,
+            None => self.append_retrying(&batch).await?,
+        };
+        // The deleted messages' attachment rows went in the transaction, so nobody can fetch
+        // them any more; now their bytes go. Should that fail, they are orphans for the sweep.
+        if !purged.is_empty() {
+            if let Err(e) = self.blobs.delete(&purged).await {
+                tracing::warn!(error = %e, "deleting a deleted message's attachment failed");
+            }
         }
+        Ok(appended)
+    }
+
+    async fn append_retrying(&self, batch: &[NewEntry]) -> Result<Done> {
         // Another node's batch may deadlock with ours despite the lock order below (e.g. on
         // index locks); the database then rolls one back whole, and trying again is safe.
         let mut attempt = 0;
         loop {
-            match self.append_mysql(&batch).await {
+            match self.append_mysql(batch).await {
                 Err(StoreError::Db(sqlx::Error::Database(e)))
                     if e.code().as_deref() == Some("40001") && attempt < 5 =>
                 {
@@ -569,7 +662,7 @@ impl Store {
 
     /// The MySQL/MariaDB executor: seven statements per batch of plain messages whatever its
     /// size; edits, deletions, reactions and replies add their own (rare) statements.
-    async fn append_mysql(&self, batch: &[NewEntry]) -> Result<Vec<Appended>> {
+    async fn append_mysql(&self, batch: &[NewEntry]) -> Result<Done> {
         debug_assert_eq!(self.dialect, Dialect::MySql);
         let keys = Keys::of(batch);
         let mut tx = self.write().await?;
@@ -648,8 +741,9 @@ impl Store {
         //     reactors' emoji on them.
         if !keys.targets.is_empty() {
             let sql = format!(
-                "SELECT m.conv_id, m.seq, m.sender_id, u.username, m.body, m.deleted \
-                 FROM messages m JOIN users u ON u.id = m.sender_id \
+                "SELECT m.conv_id, m.seq, m.sender_id, u.username, m.body, m.deleted, \
+                 a.id AS attachment FROM messages m JOIN users u ON u.id = m.sender_id \
+                 LEFT JOIN attachments a ON a.conv_id = m.conv_id AND a.seq = m.seq \
                  WHERE m.kind = 'message' AND ({})",
                 repeat(keys.targets.len(), "(m.conv_id = ? AND m.seq = ?)", " OR ")
             );
@@ -667,8 +761,29 @@ impl Store {
                         },
                         body: row.try_get("body")?,
                         deleted: row.try_get::<i64, _>("deleted")? != 0,
+                        attachment: row
+                            .try_get::<Option<String>, _>("attachment")?
+                            .and_then(|id| AttachmentId::parse(id).ok()),
                     },
                 );
+            }
+        }
+        // 3c. Only for messages with attachments: the uploads they post.
+        if !keys.uploads.is_empty() {
+            let sql = format!(
+                "SELECT id, uploader_id, conv_id, name, size, content_type, width, height \
+                 FROM attachments WHERE id IN ({}) FOR UPDATE",
+                repeat(keys.uploads.len(), "?", ", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in &keys.uploads {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let upload = UploadRow::from_row(&row)?;
+                if let Some((id, upload)) = upload.into_fact() {
+                    facts.uploads.insert(id, upload);
+                }
             }
         }
         if !keys.reactors.is_empty() {
@@ -697,7 +812,7 @@ impl Store {
             }
         }
 
-        let plan = Plan::new(batch, &facts);
+        let mut plan = Plan::new(batch, &facts);
         let mut ids = Vec::with_capacity(plan.rows.len());
         if !plan.rows.is_empty() {
             // 4. The rows, in one statement; AUTO_INCREMENT picks the ids. Plain messages leave
@@ -793,8 +908,21 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            for (conv, seq, id) in &plan.posts {
+                sqlx::query("UPDATE attachments SET conv_id = ?, seq = ? WHERE id = ?")
+                    .bind(conv.0)
+                    .bind(*seq)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for (conv, seq) in &plan.deletes {
                 sqlx::query("DELETE FROM reactions WHERE conv_id = ? AND seq = ?")
+                    .bind(conv.0)
+                    .bind(*seq)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM attachments WHERE conv_id = ? AND seq = ?")
                     .bind(conv.0)
                     .bind(*seq)
                     .execute(&mut *tx)
@@ -863,7 +991,44 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(plan.finish(&ids, now))
+        let purged = std::mem::take(&mut plan.purged);
+        Ok((plan.finish(&ids, now), purged))
+    }
+}
+
+/// What an executor answers: what became of each entry, and the attachments whose bytes are to
+/// go now that their messages' deletion is committed.
+pub type Done = (Vec<Appended>, Vec<AttachmentId>);
+
+/// An upload's row as the plan needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub uploader_id: i64,
+    pub conv_id: Option<i64>,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+}
+
+impl UploadRow {
+    pub fn into_fact(self) -> Option<(AttachmentId, Upload)> {
+        let id = AttachmentId::parse(self.id).ok()?;
+        let upload = Upload {
+            uploader: UserId(self.uploader_id),
+            posted: self.conv_id.is_some(),
+            attachment: Attachment {
+                id: id.clone(),
+                name: self.name,
+                size: u64::try_from(self.size).unwrap_or(0),
+                content_type: self.content_type,
+                width: self.width.and_then(|w| u32::try_from(w).ok()),
+                height: self.height.and_then(|h| u32::try_from(h).ok()),
+            },
+        };
+        Some((id, upload))
     }
 }
 
@@ -923,6 +1088,7 @@ mod tests {
             sender: user(sender),
             body: "the original".into(),
             deleted,
+            attachment: None,
         }
     }
 
@@ -1131,6 +1297,81 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_is_posted_once_and_only_by_its_uploader() {
+        let id = |n: u8| AttachmentId::from_random([n; 16]);
+        let upload = |n: u8, uploader: i64, posted: bool| {
+            let attachment = Attachment {
+                id: id(n),
+                name: format!("f{n}.png"),
+                size: 10,
+                content_type: "image/png".into(),
+                width: Some(3),
+                height: Some(2),
+            };
+            (
+                id(n),
+                Upload {
+                    uploader: UserId(uploader),
+                    posted,
+                    attachment,
+                },
+            )
+        };
+        let post = |sender: i64, client_id: &str, n: u8| {
+            entry(
+                sender,
+                10,
+                client_id,
+                Op::Message {
+                    body: Body::caption(String::new()).unwrap(),
+                    reply_to: None,
+                    attachment: Some(id(n)),
+                },
+            )
+        };
+        let mut facts = facts();
+        facts.uploads =
+            HashMap::from([upload(1, 1, false), upload(2, 2, false), upload(3, 1, true)]);
+        let batch = [
+            post(2, "a", 1), // someone else's
+            post(1, "b", 1), // mine
+            post(1, "c", 1), // posted just before
+            post(1, "d", 3), // posted long ago
+            post(1, "e", 9), // no such upload
+            post(1, "b", 1), // the same send again
+            entry(1, 10, "x", Op::Delete { target: 6 }),
+        ];
+        let plan = Plan::new(&batch, &facts);
+        assert!(!plan.only_plain());
+        assert_eq!(plan.posts, [(ConvId(10), 6, &id(1))]);
+        assert_eq!(
+            plan.purged,
+            [id(1)],
+            "deleted in the same batch: its bytes go"
+        );
+        let out = plan.finish(&[MessageId(1), MessageId(2)], 0);
+        assert_eq!(
+            kinds(&out),
+            [
+                "UnknownAttachment",
+                "message 6",
+                "UnknownAttachment",
+                "UnknownAttachment",
+                "UnknownAttachment",
+                "dup 6",
+                "delete 7"
+            ]
+        );
+        let Appended::Stored(Entry::Message(m)) = &out[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            m.attachment.as_ref().map(|a| a.name.as_str()),
+            Some("f1.png")
+        );
+    }
+
+    #[test]
     fn a_reply_quotes_its_target_even_one_sent_in_the_same_batch() {
         let reply = |client_id: &str, to: Seq| {
             entry(
@@ -1140,6 +1381,7 @@ mod tests {
                 Op::Message {
                     body: Body::parse("yes".into()).unwrap(),
                     reply_to: Some(to),
+                    attachment: None,
                 },
             )
         };

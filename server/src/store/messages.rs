@@ -4,8 +4,8 @@
 
 use super::{time, Result, Store};
 use app::model::{
-    excerpt, Change, ConvId, Entry, Event, HistoryPage, Message, MessageId, Quote, Reaction, Role,
-    Seq, UserId, UserRef,
+    excerpt, Attachment, AttachmentId, Change, ConvId, Entry, Event, HistoryPage, Message,
+    MessageId, Quote, Reaction, Role, Seq, UserId, UserRef,
 };
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
@@ -18,14 +18,17 @@ pub(crate) const LOG_COLUMNS: &str = "m.conv_id, m.seq, m.id, m.client_id, m.kin
      u.id AS sender_id, u.username AS sender_name, \
      m.subject_id, s.username AS subject_name, \
      tu.id AS target_sender_id, tu.username AS target_sender_name, \
-     t.body AS target_body, t.deleted AS target_deleted";
+     t.body AS target_body, t.deleted AS target_deleted, \
+     a.id AS att_id, a.name AS att_name, a.size AS att_size, a.content_type AS att_type, \
+     a.width AS att_width, a.height AS att_height";
 
-/// The joins that go with [`LOG_COLUMNS`] after `… m`. Each is on a primary key; for a plain
-/// message (no target, no subject) they find nothing.
+/// The joins that go with [`LOG_COLUMNS`] after `… m`. Each is on a primary or unique key; for
+/// a plain message (no target, no subject, no attachment) they find nothing.
 pub(crate) const LOG_JOINS: &str = "JOIN users u ON u.id = m.sender_id \
      LEFT JOIN users s ON s.id = m.subject_id \
      LEFT JOIN messages t ON t.conv_id = m.conv_id AND t.seq = m.target_seq \
-     LEFT JOIN users tu ON tu.id = t.sender_id";
+     LEFT JOIN users tu ON tu.id = t.sender_id \
+     LEFT JOIN attachments a ON a.conv_id = m.conv_id AND a.seq = m.seq";
 
 /// The inner query of a page: the page's rows are chosen from `messages` alone, by its primary
 /// key `(conv_id, seq)`, before the senders' names are joined. Written as a join, MariaDB (with the
@@ -60,10 +63,35 @@ pub struct LogRow {
     pub target_sender_name: Option<String>,
     pub target_body: Option<String>,
     pub target_deleted: Option<i64>,
+    pub att_id: Option<String>,
+    pub att_name: Option<String>,
+    pub att_size: Option<i64>,
+    pub att_type: Option<String>,
+    pub att_width: Option<i64>,
+    pub att_height: Option<i64>,
+}
+
+impl LogRow {
+    /// The message's attachment, when it has one (a deleted message has none left).
+    fn attachment(&mut self) -> Option<Attachment> {
+        let id = AttachmentId::parse(self.att_id.take()?).ok()?;
+        Some(Attachment {
+            id,
+            name: self.att_name.take().unwrap_or_default(),
+            size: self
+                .att_size
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            content_type: self.att_type.take().unwrap_or_default(),
+            width: self.att_width.and_then(|w| u32::try_from(w).ok()),
+            height: self.att_height.and_then(|h| u32::try_from(h).ok()),
+        })
+    }
 }
 
 impl From<LogRow> for Entry {
-    fn from(r: LogRow) -> Entry {
+    fn from(mut r: LogRow) -> Entry {
+        let attachment = r.attachment();
         let sender = UserRef {
             id: UserId(r.sender_id),
             username: r.sender_name,
@@ -99,6 +127,7 @@ impl From<LogRow> for Entry {
                     edited_at: r.edited_at.map(time),
                     deleted: r.deleted != 0,
                     reactions: Vec::new(),
+                    attachment: attachment.map(Box::new),
                 });
             }
             // The edit's text is read from the edited message: its current body (empty once it

@@ -13,11 +13,15 @@
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
 //! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
-//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state).
+//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state),
+//! [`attachments`] (uploads' metadata and who may read them) and [`blobs`] (their bytes: a folder
+//! beside a SQLite database, a table in MySQL).
 
 mod accounts;
 mod admin;
 pub mod append;
+mod attachments;
+pub mod blobs;
 mod contacts;
 mod conversations;
 mod messages;
@@ -47,6 +51,10 @@ pub enum StoreError {
     WriterGone,
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "attachment storage in {0} failed: {1} (is the disk full, or the folder not writable?)"
+    )]
+    Blobs(String, std::io::Error),
     #[error(
         "unsupported DATABASE_URL {0:?}: use sqlite://PATH or mysql://USER:PASSWORD@HOST/DATABASE"
     )]
@@ -116,12 +124,23 @@ impl Dialect {
 
 pub(crate) type Tx = Transaction<'static, Any>;
 
+/// The file of a SQLite URL (`sqlite://PATH` or `sqlite:PATH`, with or without `?options`).
+pub(crate) fn sqlite_file(url: &str) -> &str {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    path.split('?').next().unwrap_or(path)
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     /// SQLite only: the thread that appends messages on its own connection.
     writer: Option<sqlite_writer::SqliteWriter>,
+    /// Attachments' bytes: a folder beside a SQLite file, a table in MySQL.
+    blobs: std::sync::Arc<dyn blobs::BlobStore>,
 }
 
 pub fn now_ms() -> i64 {
@@ -199,10 +218,15 @@ impl Store {
             Dialect::Sqlite => Some(sqlite_writer::SqliteWriter::open(url, durability)?),
             Dialect::MySql => None,
         };
+        let blobs: std::sync::Arc<dyn blobs::BlobStore> = match dialect {
+            Dialect::Sqlite => std::sync::Arc::new(blobs::FsBlobs::beside(sqlite_file(url))?),
+            Dialect::MySql => std::sync::Arc::new(blobs::DbBlobs::new(pool.clone())),
+        };
         Ok(Store {
             pool,
             dialect,
             writer,
+            blobs,
         })
     }
 

@@ -11,14 +11,14 @@
 //!
 //! Owns this connection and nothing else; the SQL is the same portable SQL as elsewhere.
 
-use super::append::{Appended, Facts, Keys, NewEntry, Plan, Receipt, Target};
+use super::append::{Done, Facts, Keys, NewEntry, Plan, Receipt, Target, UploadRow};
 use super::{now_ms, time, Durability, Result, Role, StoreError};
-use app::model::{ConvId, MessageId, UserRef};
+use app::model::{AttachmentId, ConvId, MessageId, UserRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-type Job = (Vec<NewEntry>, oneshot::Sender<Result<Vec<Appended>>>);
+type Job = (Vec<NewEntry>, oneshot::Sender<Result<Done>>);
 
 /// Handle on the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
@@ -32,11 +32,7 @@ impl SqliteWriter {
     /// Opens a connection to the database of `url` (`sqlite://PATH` or `sqlite:PATH`, with or
     /// without `?options`) and starts the thread.
     pub fn open(url: &str, durability: Durability) -> Result<SqliteWriter> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let path = path.split('?').next().unwrap_or(path);
+        let path = super::sqlite_file(url);
         if path.is_empty() || path.contains(":memory:") {
             return Err(StoreError::UnsupportedUrl(format!(
                 "{url} (an in-memory SQLite database cannot be shared with the writer; use a file)"
@@ -86,7 +82,7 @@ impl SqliteWriter {
         Ok(SqliteWriter { jobs, durability })
     }
 
-    pub async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Appended>> {
+    pub async fn append(&self, batch: Vec<NewEntry>) -> Result<Done> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((batch, reply))
@@ -131,7 +127,7 @@ fn spawn_checkpointer(path: &str) -> Result<std::sync::mpsc::SyncSender<()>> {
 
 /// One batch, one transaction. `BEGIN IMMEDIATE` takes the write lock first, so the facts read
 /// below cannot change before the commit.
-fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
+fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Done> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let keys = Keys::of(batch);
@@ -180,8 +176,9 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
         // Only for edits, deletions, reactions and replies.
         if !keys.targets.is_empty() {
             let mut target = tx.prepare_cached(
-                "SELECT m.sender_id, u.username, m.body, m.deleted \
+                "SELECT m.sender_id, u.username, m.body, m.deleted, a.id \
                  FROM messages m JOIN users u ON u.id = m.sender_id \
+                 LEFT JOIN attachments a ON a.conv_id = m.conv_id AND a.seq = m.seq \
                  WHERE m.conv_id = ? AND m.seq = ? AND m.kind = 'message'",
             )?;
             for (conv, seq) in &keys.targets {
@@ -194,11 +191,40 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
                             },
                             body: r.get(2)?,
                             deleted: r.get::<_, i64>(3)? != 0,
+                            attachment: r
+                                .get::<_, Option<String>>(4)?
+                                .and_then(|id| AttachmentId::parse(id).ok()),
                         })
                     })
                     .optional()?;
                 if let Some(found) = found {
                     facts.targets.insert((*conv, *seq), found);
+                }
+            }
+        }
+        // Only for messages with attachments: the uploads they post.
+        if !keys.uploads.is_empty() {
+            let mut upload = tx.prepare_cached(
+                "SELECT id, uploader_id, conv_id, name, size, content_type, width, height \
+                 FROM attachments WHERE id = ?",
+            )?;
+            for id in &keys.uploads {
+                let found = upload
+                    .query_row([id.as_str()], |r| {
+                        Ok(UploadRow {
+                            id: r.get(0)?,
+                            uploader_id: r.get(1)?,
+                            conv_id: r.get(2)?,
+                            name: r.get(3)?,
+                            size: r.get(4)?,
+                            content_type: r.get(5)?,
+                            width: r.get(6)?,
+                            height: r.get(7)?,
+                        })
+                    })
+                    .optional()?;
+                if let Some((id, upload)) = found.and_then(UploadRow::into_fact) {
+                    facts.uploads.insert(id, upload);
                 }
             }
         }
@@ -214,7 +240,7 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
             }
         }
     }
-    let plan = Plan::new(batch, &facts);
+    let mut plan = Plan::new(batch, &facts);
     let mut ids = Vec::with_capacity(plan.rows.len());
     if !plan.rows.is_empty() {
         // One writer, so the next ids are simply counted from the largest (the table's key is
@@ -281,7 +307,8 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
         }
     }
     tx.commit()?;
-    Ok(plan.finish(&ids, now))
+    let purged = std::mem::take(&mut plan.purged);
+    Ok((plan.finish(&ids, now), purged))
 }
 
 /// Edits, reactions and deletions, in that order (the plan refused whatever an earlier deletion
@@ -307,8 +334,14 @@ fn apply_effects(tx: &rusqlite::Transaction<'_>, plan: &Plan<'_>, now: i64) -> R
             .execute(params![r.conv.0, r.target, r.user.0, r.emoji])?;
         }
     }
+    for (conv, seq, id) in &plan.posts {
+        tx.prepare_cached("UPDATE attachments SET conv_id = ?, seq = ? WHERE id = ?")?
+            .execute(params![conv.0, seq, id.as_str()])?;
+    }
     for (conv, seq) in &plan.deletes {
         tx.prepare_cached("DELETE FROM reactions WHERE conv_id = ? AND seq = ?")?
+            .execute(params![conv.0, seq])?;
+        tx.prepare_cached("DELETE FROM attachments WHERE conv_id = ? AND seq = ?")?
             .execute(params![conv.0, seq])?;
         tx.prepare_cached(
             "UPDATE messages SET body = '', deleted = 1 WHERE conv_id = ? AND seq = ?",

@@ -138,6 +138,7 @@ async fn edit_react_reply_and_delete_reach_the_other_person_live_and_in_history(
         client_id: "m-2".into(),
         body: "works for me".into(),
         reply_to: Some(1),
+        attachment: None,
     })
     .await;
     assert_eq!(acked(&mut b, "m-2").await, 4);

@@ -365,6 +365,7 @@ async fn sigterm_closes_every_websocket_with_1001_and_keeps_every_acked_message(
                             client_id: format!("u{n}-{i}"),
                             body: "still here".into(),
                             reply_to: None,
+                            attachment: None,
                         };
                         if out
                             .send(WsMessage::Text(frame.to_json().into()))

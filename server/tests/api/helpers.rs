@@ -53,9 +53,9 @@ pub fn traffic(config: &mut Config) {
     config.send_burst = 1_000_000;
 }
 
-/// Starts a server on the database at `db_url` (e.g. a [`crate::store::TempDb`]'s MariaDB one).
-pub async fn spawn_app_on(db_url: &str) -> TestApp {
-    let server = start(db_url, |_| {}).await;
+/// Starts a server on an existing database (e.g. a MariaDB one, shared by several servers).
+pub async fn spawn_app_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let server = start(db_url, tweak).await;
     TestApp {
         addr: server.addr,
         server: Some(server),
@@ -233,6 +233,7 @@ impl Client {
             client_id: client_id.into(),
             body: body.into(),
             reply_to: None,
+            attachment: None,
         })
         .await;
     }

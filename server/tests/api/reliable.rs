@@ -116,6 +116,7 @@ pub fn spawn_sender(
                             client_id: format!("msg-{i}"),
                             body: format!("message {i}"),
                             reply_to: None,
+                            attachment: None,
                         };
                         if !c.try_send(&send).await {
                             turn += 1;

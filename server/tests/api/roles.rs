@@ -291,7 +291,7 @@ async fn roles_decide_who_renames_removes_and_deletes_on_sqlite() {
 async fn roles_decide_who_renames_removes_and_deletes_on_mariadb() {
     let (store, db) = TempDb::mysql().await;
     drop(store);
-    owner_admins_and_members(spawn_app_on(&db.url()).await).await;
+    owner_admins_and_members(spawn_app_on(&db.url(), |_| {}).await).await;
     db.drop_db().await;
 }
 

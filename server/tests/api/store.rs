@@ -498,6 +498,7 @@ async fn check_changes(store: Store) {
                 Op::Message {
                     body: body("re: edited"),
                     reply_to: Some(2),
+                    attachment: None,
                 },
             ),
             op(
