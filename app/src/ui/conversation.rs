@@ -13,8 +13,8 @@
 //!
 //! Each message has its actions (reply, react, and for my own edit and delete — confirmed in
 //! place) on hover and focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
-//! original, and clicking the quote scrolls to it (loading older pages until it is there). Group
-//! events are lines of their own.
+//! original, and clicking the quote scrolls to it (loading older pages until it is there); an
+//! opened search result (`Chat::jump`) is shown the same way. Group events are lines of their own.
 
 use super::format::{self, Piece, Row};
 use super::group::GroupSettings;
@@ -178,7 +178,10 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
             if let Some(item) = find_item(&el, seq) {
                 jump.set(None);
                 following.set(false);
+                // A conversation opened for this message lands here, not at its newest.
+                landing.set_value(false);
                 item.scroll_into_view();
+                anchor.set_value(first_on_screen(&el));
                 let _ = item.class_list().add_1("flash");
                 let _ = item.focus();
             } else if chat.has_more.get_untracked() {
@@ -188,6 +191,17 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
                 jump.set(None);
             }
         });
+    });
+
+    // A search result asks for a message of this conversation: the same jump as a quote's.
+    Effect::new(move |_| {
+        let Some((conv, seq)) = chat.jump.get() else {
+            return;
+        };
+        if id.get() == Some(conv) {
+            chat.jump.set(None);
+            jump.set(Some(seq));
+        }
     });
 
     Effect::new(move |_| {

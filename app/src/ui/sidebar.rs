@@ -1,10 +1,11 @@
-//! The left pane: who I am and "Log out", the "New chat" dialog (a direct chat by username, with
+//! The left pane: who I am and "Log out", message search (`search`), the "New chat" dialog (a direct chat by username, with
 //! suggestions as you type, or a new group), the Contacts section (`contacts`), and the
 //! conversation list (newest activity first, with unread counts, the last message and how long
 //! ago it came; arrow keys move through it).
 
 use super::contacts::ContactsSection;
 use super::format;
+use super::search::MessageSearch;
 use super::state::{use_chat, Chat};
 use super::user_search::UserSearchInput;
 use crate::api::{CreateGroup, Logout, OpenDirect};
@@ -50,6 +51,7 @@ pub fn Sidebar() -> impl IntoView {
                     "New chat"
                 </button>
             </div>
+            <MessageSearch/>
             <NotificationsToggle/>
             <ContactsSection/>
             <NewChatDialog dialog/>

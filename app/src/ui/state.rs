@@ -101,6 +101,10 @@ pub struct Chat {
     pub muted: RwSignal<HashSet<ConvId>>,
     /// A conversation to show (a notification was clicked): the chat layout routes there.
     pub go_to: RwSignal<Option<ConvId>>,
+    /// A message to show in its conversation (a search result was opened): once that
+    /// conversation is open, its log scrolls to the message, loading older pages until it is
+    /// there, and marks it.
+    pub jump: RwSignal<Option<(ConvId, Seq)>>,
     /// Ticks every minute, so that relative times ("5 min") stay true.
     pub minute: RwSignal<u64>,
     /// Where the "New messages" line goes in the open conversation: the first message that was
@@ -142,6 +146,7 @@ impl Chat {
             notifications: RwSignal::new(false),
             muted: RwSignal::new(HashSet::new()),
             go_to: RwSignal::new(None),
+            jump: RwSignal::new(None),
             announcement: RwSignal::new(String::new()),
             divider: RwSignal::new(None),
             contacts: RwSignal::new(ContactList::default()),

@@ -13,7 +13,8 @@
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
 //! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
-//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state).
+//! executor), [`search`] (full-text search of messages), [`admin`] (the operator's account
+//! commands), [`schema`] (migrations and their state).
 
 mod accounts;
 mod admin;
@@ -22,6 +23,7 @@ mod contacts;
 mod conversations;
 mod messages;
 pub mod schema;
+mod search;
 mod sqlite_writer;
 
 pub use admin::AccountRow;

@@ -15,4 +15,5 @@ mod hardening;
 mod helpers;
 mod history;
 mod reliable;
+mod search;
 mod store;
