@@ -254,9 +254,9 @@ mod tests {
             ("   ", QueryError::Empty),
             ("\"", QueryError::NoWords),
             ("* ( ) \" - +", QueryError::NoWords),
-            (&"a ".repeat(150), QueryError::TooLong),
+            ("a ".repeat(150).as_str(), QueryError::TooLong),
             ("a b c d e f g h i", QueryError::TooManyWords),
-            (&"x".repeat(65), QueryError::WordTooLong),
+            ("x".repeat(65).as_str(), QueryError::WordTooLong),
         ] {
             assert_eq!(SearchQuery::parse(bad), Err(err), "{bad:?}");
         }

@@ -37,3 +37,14 @@ WHEN old.kind = 'message' AND old.deleted = 0
 BEGIN
     DELETE FROM messages_fts WHERE rowid = old.id;
 END;
+
+-- Mentions (issue #8): a row per member a message names as `@username` when it is stored,
+-- written in the append's transaction. The "mentions you" badge counts mine after my read mark
+-- (a primary-key range); a deleted message's mentions are deleted with its text.
+CREATE TABLE mentions (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    conv_id INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, conv_id, seq),
+    FOREIGN KEY (conv_id, seq) REFERENCES messages(conv_id, seq) ON DELETE CASCADE
+);

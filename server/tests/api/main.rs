@@ -13,6 +13,7 @@ mod delivery;
 mod groups;
 mod hardening;
 mod helpers;
+mod mentions;
 mod history;
 mod reliable;
 mod search;

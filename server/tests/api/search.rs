@@ -201,15 +201,18 @@ async fn check_bad_queries(app: &TestApp, dialect: server::store::Dialect) {
 
     let long = "x ".repeat(101);
     let many = "one two three four five six seven eight nine";
+    let none: &[(&str, &str)] = &[];
+    let zero: &[(&str, &str)] = &[("limit", "0")];
+    let over: &[(&str, &str)] = &[("limit", "51")];
     let bad: Vec<(&str, &[(&str, &str)])> = vec![
-        ("", &[]),
-        ("   ", &[]),
-        ("\"", &[]),
-        ("* ( ) - + \" :", &[]),
-        (&long, &[]),
-        (many, &[]),
-        ("word", &[("limit", "0")]),
-        ("word", &[("limit", "51")]),
+        ("", none),
+        ("   ", none),
+        ("\"", none),
+        ("* ( ) - + \" :", none),
+        (long.as_str(), none),
+        (many, none),
+        ("word", zero),
+        ("word", over),
     ];
     for (query, more) in bad {
         let mut form = vec![("query", query)];
