@@ -126,7 +126,8 @@ async fn time_queries(
     budget: f64,
 ) -> Result<Percentiles> {
     let search = |query: &str| {
-        let form = [("query", query.to_owned()), ("limit", LIMIT.to_string())];
+        let query = query.to_owned();
+        let form = [("query", query.clone()), ("limit", LIMIT.to_string())];
         async move {
             let res = http
                 .post(format!("{base}/api/search"))

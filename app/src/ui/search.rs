@@ -170,7 +170,7 @@ pub fn MessageSearch() -> impl IntoView {
                     type="search"
                     placeholder="Search messages"
                     autocomplete="off"
-                    maxlength=MAX_QUERY_CHARS
+                    maxlength=MAX_QUERY_CHARS.to_string()
                     prop:value=move || query.get()
                     on:input=move |ev| query.set(event_target_value(&ev))
                     on:keydown=on_keydown
