@@ -1089,6 +1089,31 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_me_count_beside_unread_until_read_or_deleted() {
+        let mut inbox = Inbox::default();
+        // The server's list: 2 unread after seq 1, one of them mentions me.
+        let mut listed = conversation(CONV, 3);
+        listed.last_read_seq = 1;
+        listed.unread = 2;
+        listed.mentions = 1;
+        inbox.replace(vec![listed]);
+        let mention = |seq: Seq, body: &str| Message {
+            body: body.into(),
+            ..message(seq, 2)
+        };
+        inbox.record(&mention(4, "hi @alice"), &user(1));
+        inbox.record(&mention(5, "hi @alicex and mail@alice.com"), &user(1));
+        inbox.record(&mention(6, "@ALICE again"), &user(1));
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((unread(c), c.mentions), (5, 3));
+        assert_eq!(inbox.total_mentions(), 3);
+        inbox.record_event(&event(7, 2, Change::Delete { target: 6 }), ALICE);
+        assert_eq!(inbox.get(CONV).unwrap().mentions, 2);
+        inbox.mark_read(CONV, 4);
+        assert_eq!(inbox.get(CONV).unwrap().mentions, 0);
+    }
+
+    #[test]
     fn older_news_does_not_undo_what_live_messages_taught() {
         let mut inbox = Inbox::default();
         inbox.replace(vec![conversation(CONV, 1)]);

@@ -109,10 +109,9 @@ impl SearchQuery {
     fn matches(&self, word: &str) -> bool {
         let word = word.to_lowercase();
         let last = self.terms.len() - 1;
-        self.terms
-            .iter()
-            .enumerate()
-            .any(|(i, t)| *t == word || (i == last && self.prefix() && word.starts_with(t.as_str())))
+        self.terms.iter().enumerate().any(|(i, t)| {
+            *t == word || (i == last && self.prefix() && word.starts_with(t.as_str()))
+        })
     }
 
     /// `body` cut to about [`SNIPPET_CHARS`] characters around its first match, in pieces, the

@@ -68,7 +68,10 @@ impl Corpus {
         let mut body = String::with_capacity(chars + 16);
         while body.len() < chars {
             let x = (splitmix(&mut state) >> 11) as f64 / (1u64 << 53) as f64 * total;
-            let rank = self.cumulative.partition_point(|&c| c < x).min(VOCABULARY - 1);
+            let rank = self
+                .cumulative
+                .partition_point(|&c| c < x)
+                .min(VOCABULARY - 1);
             if !body.is_empty() {
                 body.push(' ');
             }
@@ -163,7 +166,10 @@ async fn time_queries(
         search(query).await?;
         micros.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
         if micros.len() >= 10 && started.elapsed().as_secs_f64() > budget {
-            eprintln!("  time budget spent after {} of {reps} searches", micros.len());
+            eprintln!(
+                "  time budget spent after {} of {reps} searches",
+                micros.len()
+            );
             break;
         }
     }

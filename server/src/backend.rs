@@ -10,11 +10,11 @@ use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
 use app::contacts::{ContactChange, ContactList, Relation, MAX_PENDING_REQUESTS};
+use app::model::MessageId;
 use app::model::{
     ConvId, ConvKind, Conversation, Event, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
     Username, UsernamePrefix, MAX_SEARCH_RESULTS,
 };
-use app::model::MessageId;
 use app::protocol::ServerFrame;
 use app::search::{SearchPage, SearchQuery};
 
@@ -425,7 +425,10 @@ impl Backend for AppState {
         let query = query
             .searchable(self.store.min_search_word())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
-        Ok(self.store.search(me.id, &query, conv, before, limit).await?)
+        Ok(self
+            .store
+            .search(me.id, &query, conv, before, limit)
+            .await?)
     }
 
     // ----- contacts and user search ------------------------------------------------------------

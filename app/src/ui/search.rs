@@ -16,8 +16,6 @@ use crate::search::{SearchHit, SnippetPart, MAX_QUERY_CHARS};
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
-use leptos_router::NavigateOptions;
 
 #[component]
 pub fn MessageSearch() -> impl IntoView {
@@ -104,27 +102,21 @@ pub fn MessageSearch() -> impl IntoView {
         }
     };
 
-    let navigate = use_navigate();
+    // Opening goes through `go_to`, the route change a notification's click makes.
     let open = move |hit: &SearchHit| {
         chat.jump.set(Some((hit.conv, hit.seq)));
         if chat.open.get_untracked() != Some(hit.conv) {
-            navigate(&format!("/c/{}", hit.conv), NavigateOptions::default());
+            chat.go_to.set(Some(hit.conv));
         }
     };
     let title_of = move |conv: ConvId| {
-        chat.conversations.with_untracked(|inbox| {
-            inbox
-                .get(conv)
-                .map(|c| c.title.clone())
-                .unwrap_or_default()
-        })
+        chat.conversations
+            .with_untracked(|inbox| inbox.get(conv).map(|c| c.title.clone()).unwrap_or_default())
     };
     let results = move || {
-        let open = open.clone();
         hits.get()
             .into_iter()
             .map(|hit| {
-                let open = open.clone();
                 let at = format::local(&hit.at);
                 let label = format!(
                     "{} in {}, {}",

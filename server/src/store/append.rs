@@ -848,11 +848,13 @@ impl Store {
             }
             for (conv, seq) in &plan.deletes {
                 for table in ["reactions", "mentions"] {
-                    sqlx::query(&format!("DELETE FROM {table} WHERE conv_id = ? AND seq = ?"))
-                        .bind(conv.0)
-                        .bind(*seq)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE conv_id = ? AND seq = ?"
+                    ))
+                    .bind(conv.0)
+                    .bind(*seq)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 sqlx::query(
                     "UPDATE messages SET body = '', deleted = 1 WHERE conv_id = ? AND seq = ?",

@@ -46,7 +46,11 @@ fn fts5_expression(query: &SearchQuery) -> String {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let star = if i + 1 == n && query.prefix() { "*" } else { "" };
+            let star = if i + 1 == n && query.prefix() {
+                "*"
+            } else {
+                ""
+            };
             // Terms are letters and digits only, so there is no `"` to double.
             format!("\"{t}\"{star}")
         })
@@ -62,7 +66,11 @@ fn mysql_expression(query: &SearchQuery) -> String {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let star = if i + 1 == n && query.prefix() { "*" } else { "" };
+            let star = if i + 1 == n && query.prefix() {
+                "*"
+            } else {
+                ""
+            };
             format!("+{t}{star}")
         })
         .collect::<Vec<_>>()
@@ -130,10 +138,7 @@ impl Store {
             q = q.bind(conv.0);
         }
         // One more than asked tells whether another page exists.
-        let mut rows = q
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut rows = q.bind(i64::from(limit) + 1).fetch_all(&self.pool).await?;
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let hits = rows

@@ -209,8 +209,12 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Vec<Appended>> {
             ids.push(MessageId(next));
         }
         for mention in &plan.mentions {
-            let mut params: Vec<&dyn rusqlite::ToSql> =
-                vec![&mention.conv.0, &mention.seq, &mention.conv.0, &mention.sender.0];
+            let mut params: Vec<&dyn rusqlite::ToSql> = vec![
+                &mention.conv.0,
+                &mention.seq,
+                &mention.conv.0,
+                &mention.sender.0,
+            ];
             params.extend(mention.names.iter().map(|n| n as &dyn rusqlite::ToSql));
             tx.prepare_cached(&mention.insert_sql())?
                 .execute(params.as_slice())?;

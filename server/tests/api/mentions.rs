@@ -23,7 +23,9 @@ async fn mentions_count_for_members_until_read_or_deleted() {
 }
 
 async fn conversation(app: &TestApp, user: &TestUser, conv: ConvId) -> Conversation {
-    let (status, body) = app.post("/api/conversations", Some(&user.cookie), &[]).await;
+    let (status, body) = app
+        .post("/api/conversations", Some(&user.cookie), &[])
+        .await;
     assert_eq!(status, 200, "{body}");
     let list: Vec<Conversation> = serde_json::from_value(body).unwrap();
     list.into_iter().find(|c| c.id == conv).expect("listed")
@@ -61,13 +63,21 @@ async fn check_mentions(app: &TestApp) {
     let mut b = app.connect(&bob).await;
 
     // Carol and Bob are named; Dave is not a member, Alice is the sender.
-    let first = say(&mut a, group, "m1", "hey @bob and @dave, ask @Carol. cc @alice").await;
+    let first = say(
+        &mut a,
+        group,
+        "m1",
+        "hey @bob and @dave, ask @Carol. cc @alice",
+    )
+    .await;
     assert_eq!(counts(app, &bob, group, (1, 1)).await, (1, 1));
     assert_eq!(counts(app, &carol, group, (1, 1)).await, (1, 1));
     // Neither an address nor a longer name is a mention; the JSON leaves out a zero.
     say(&mut a, group, "m2", "mail bob@example.com or @bobby").await;
     assert_eq!(counts(app, &bob, group, (2, 1)).await, (2, 1));
-    let (_, raw) = app.post("/api/conversations", Some(&alice.cookie), &[]).await;
+    let (_, raw) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
     assert!(raw[0].get("mentions").is_none(), "{raw}");
 
     // Bob answers Alice: her mention; his own message reads the conversation for him.

@@ -91,17 +91,30 @@ async fn check_finds_in_my_conversations(app: &TestApp, _: server::store::Dialec
     let hit = &page.hits[0];
     assert_eq!(hit.sender.username, "bob");
     // The match is marked as a piece of text; the body's markup is text too.
-    let shown: Vec<(&str, bool)> = hit.snippet.iter().map(|p| (p.text.as_str(), p.hit)).collect();
+    let shown: Vec<(&str, bool)> = hit
+        .snippet
+        .iter()
+        .map(|p| (p.text.as_str(), p.hit))
+        .collect();
     assert_eq!(
         shown,
         [("Quarterly", true), (" numbers look <b>great</b>", false)]
     );
     // Case does not matter; the last word also matches longer words; every word must match.
-    assert_eq!(found(&search(app, &alice, "QUARTERLY report", &[]).await), [(direct, d1)]);
+    assert_eq!(
+        found(&search(app, &alice, "QUARTERLY report", &[]).await),
+        [(direct, d1)]
+    );
     assert_eq!(found(&search(app, &alice, "quarter", &[]).await).len(), 2);
-    assert!(search(app, &alice, "quarterly lunch", &[]).await.hits.is_empty());
+    assert!(search(app, &alice, "quarterly lunch", &[])
+        .await
+        .hits
+        .is_empty());
     // Bob and Carol find their own conversation.
-    assert_eq!(found(&search(app, &carol, "secret", &[]).await), [(theirs, 1)]);
+    assert_eq!(
+        found(&search(app, &carol, "secret", &[]).await),
+        [(theirs, 1)]
+    );
     assert!(search(app, &alice, "secret", &[]).await.hits.is_empty());
 
     // One conversation only.
@@ -110,23 +123,34 @@ async fn check_finds_in_my_conversations(app: &TestApp, _: server::store::Dialec
     assert_eq!(found(&in_direct), [(direct, d1)]);
     // Not into a conversation I am not in.
     let theirs_s = theirs.to_string();
-    let (status, body) = search_raw(
-        app,
-        &alice,
-        &[("query", "quarterly"), ("conv", &theirs_s)],
-    )
-    .await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) =
+        search_raw(app, &alice, &[("query", "quarterly"), ("conv", &theirs_s)]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
     // Nor without a session.
-    let (status, _) = app.post("/api/search", None, &[("query", "quarterly")]).await;
+    let (status, _) = app
+        .post("/api/search", None, &[("query", "quarterly")])
+        .await;
     assert_eq!(status, 401);
 
     // Pages: `before` the last hit's id.
     let first = search(app, &alice, "quarterly", &[("limit", "1")]).await;
     assert_eq!((found(&first), first.has_more), (vec![(group, g1)], true));
     let before = first.hits[0].id.0.to_string();
-    let second = search(app, &alice, "quarterly", &[("limit", "1"), ("before", &before)]).await;
-    assert_eq!((found(&second), second.has_more), (vec![(direct, d1)], false));
+    let second = search(
+        app,
+        &alice,
+        "quarterly",
+        &[("limit", "1"), ("before", &before)],
+    )
+    .await;
+    assert_eq!(
+        (found(&second), second.has_more),
+        (vec![(direct, d1)], false)
+    );
     let last: MessageId = second.hits[0].id;
     let past = search(app, &alice, "quarterly", &[("before", &last.0.to_string())]).await;
     assert!(past.hits.is_empty());
@@ -176,10 +200,17 @@ async fn check_follows_changes(app: &TestApp, _: server::store::Dialect) {
 
     // Membership is checked now: carol leaves one group and is removed from the other.
     let (status, body) = app
-        .post("/api/leave_group", Some(&carol.cookie), &[("conv", &left.to_string())])
+        .post(
+            "/api/leave_group",
+            Some(&carol.cookie),
+            &[("conv", &left.to_string())],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(found(&search(app, &carol, "plans", &[]).await), [(removed, 2)]);
+    assert_eq!(
+        found(&search(app, &carol, "plans", &[]).await),
+        [(removed, 2)]
+    );
     let (status, body) = app
         .post(
             "/api/remove_member",
@@ -194,7 +225,7 @@ async fn check_follows_changes(app: &TestApp, _: server::store::Dialect) {
 
 async fn check_bad_queries(app: &TestApp, dialect: server::store::Dialect) {
     let alice = app.register("alice").await;
-    let bob = app.register("bob").await;
+    let _bob = app.register("bob").await;
     let direct = app.open_direct(&alice, "bob").await.id;
     let mut a = app.connect(&alice).await;
     say(&mut a, direct, "q1", "a \"quoted\" word and NEAR(this) one").await;
@@ -251,7 +282,11 @@ async fn check_bad_queries(app: &TestApp, dialect: server::store::Dialect) {
     match dialect {
         server::store::Dialect::Sqlite => assert_eq!(status, 200, "{body}"),
         server::store::Dialect::MySql => {
-            assert_eq!((status, body["code"].as_str()), (400, Some("invalid")), "{body}")
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some("invalid")),
+                "{body}"
+            )
         }
     }
 }
