@@ -1,4 +1,5 @@
-//! "Search messages": a search box in the sidebar (all my conversations, or only the open one),
+//! "Search messages": a search box in the sidebar (beside "New chat"; the scope and the results
+//! take the lines under both) (all my conversations, or only the open one),
 //! the results under it — conversation, sender, time and the text with the matched words in
 //! `<mark>` — and opening a result: the conversation opens and its log scrolls to the message
 //! and marks it (`Chat::jump`, the same jump as a reply's quote), loading older pages until the
@@ -154,8 +155,7 @@ pub fn MessageSearch() -> impl IntoView {
     };
 
     view! {
-        <div class="message-search">
-            <form role="search" on:submit=on_submit>
+        <form class="message-search" role="search" on:submit=on_submit>
                 <label class="sr-only" for="message-search-input">"Search messages"</label>
                 <input
                     id="message-search-input"
@@ -170,7 +170,7 @@ pub fn MessageSearch() -> impl IntoView {
                 <button type="submit" class="ghost small" disabled=move || searching.get()>
                     "Search"
                 </button>
-            </form>
+        </form>
             <Show when=move || chat.open.get().is_some()>
                 <label class="search-scope">
                     <input
@@ -211,7 +211,6 @@ pub fn MessageSearch() -> impl IntoView {
                     </Show>
                 </div>
             </Show>
-        </div>
     }
 }
 
