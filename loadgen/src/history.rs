@@ -206,7 +206,10 @@ async fn time_page(
     let first: Page = serde_json::from_str(&fetch().await?)?;
     let entries = first.messages.len() + first.events.len();
     if entries != args.limit as usize {
-        bail!("history page has {entries} entries, expected {}", args.limit);
+        bail!(
+            "history page has {entries} entries, expected {}",
+            args.limit
+        );
     }
     for _ in 0..10 {
         fetch().await?;
