@@ -317,6 +317,31 @@ pub async fn history(
     .await
 }
 
+/// Messages of my conversations (or of `conv` only) that contain every word of `query`, newest
+/// first, `limit` (1–50, default 20) at a time; the next page is `before` the last hit's `id`.
+/// Only conversations I am a member of now; deleted messages never match.
+#[server(endpoint = "search")]
+pub async fn search(
+    query: String,
+    conv: Option<ConvId>,
+    before: Option<crate::model::MessageId>,
+    limit: Option<u32>,
+) -> Result<crate::search::SearchPage, ApiError> {
+    use crate::search::{SearchQuery, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE};
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        let query = SearchQuery::parse(&query).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let limit = limit.unwrap_or(DEFAULT_SEARCH_PAGE);
+        if !(1..=MAX_SEARCH_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_SEARCH_PAGE}"
+            )));
+        }
+        backend.search(&me, query, conv, before, limit).await
+    })
+    .await
+}
+
 // ----- contacts and user search (issue #9) -----------------------------------------------------
 
 /// My contacts and the requests waiting either way.
@@ -497,6 +522,15 @@ pub mod ssr {
             before_seq: Option<Seq>,
             limit: u32,
         ) -> Result<HistoryPage, ApiError>;
+        /// Full-text search of `me`'s conversations (or of `conv`, which `me` must be in).
+        async fn search(
+            &self,
+            me: &UserRef,
+            query: crate::search::SearchQuery,
+            conv: Option<ConvId>,
+            before: Option<crate::model::MessageId>,
+            limit: u32,
+        ) -> Result<crate::search::SearchPage, ApiError>;
 
         // Contacts and user search (issue #9).
         async fn contacts(&self, me: &UserRef) -> Result<ContactList, ApiError>;

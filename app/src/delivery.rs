@@ -598,6 +598,10 @@ struct Counted {
     base: i64,
     /// Others' messages after `upto` that came live.
     live: std::collections::BTreeSet<Seq>,
+    /// The server's count of unread messages that mention me, up to `upto`.
+    base_mentions: i64,
+    /// Those of `live` that mention me.
+    live_mentions: std::collections::BTreeSet<Seq>,
 }
 
 impl Counted {
@@ -606,7 +610,25 @@ impl Counted {
             upto: c.last_seq,
             base: c.unread,
             live: Default::default(),
+            base_mentions: c.mentions,
+            live_mentions: Default::default(),
         }
+    }
+
+    /// Unread mentions of me when I have read up to `read` (as [`Counted::unread`]).
+    fn mentions(&self, read: Seq) -> i64 {
+        let base = if read >= self.upto {
+            0
+        } else {
+            self.base_mentions
+        };
+        base + self.live_mentions.range(read + 1..).count() as i64
+    }
+
+    /// Both counts into `c`, for its read mark.
+    fn apply(&self, c: &mut Conversation) {
+        c.unread = self.unread(c.last_read_seq);
+        c.mentions = self.mentions(c.last_read_seq);
     }
 
     /// Unread when I have read up to `read`. A read that ends inside what the server counted
@@ -645,6 +667,11 @@ impl Inbox {
         (unread(c) > 0).then_some(c.last_read_seq + 1)
     }
 
+    /// Unread messages that mention me, in all conversations.
+    pub fn total_mentions(&self) -> i64 {
+        self.list.iter().map(|c| c.mentions.max(0)).sum()
+    }
+
     /// Everything unread, for the window title.
     pub fn total_unread(&self) -> i64 {
         self.list.iter().map(unread).sum()
@@ -661,7 +688,7 @@ impl Inbox {
             if let Some(old) = self.get(c.id) {
                 if old.last_read_seq > c.last_read_seq {
                     c.last_read_seq = old.last_read_seq;
-                    c.unread = counted.unread(c.last_read_seq);
+                    counted.apply(c);
                     untold.push((c.id, c.last_read_seq));
                 }
             }
@@ -683,14 +710,20 @@ impl Inbox {
                     conv.last_message = existing.last_message.take();
                     conv.updated_at = existing.updated_at;
                     conv.unread = existing.unread;
+                    conv.mentions = existing.mentions;
                     conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
                 } else {
                     let mut counted = Counted::of(&conv);
                     if let Some(old) = self.counted.get(&conv.id) {
                         counted.live = old.live.range(conv.last_seq + 1..).copied().collect();
+                        counted.live_mentions = old
+                            .live_mentions
+                            .range(conv.last_seq + 1..)
+                            .copied()
+                            .collect();
                     }
                     conv.last_read_seq = conv.last_read_seq.max(existing.last_read_seq);
-                    conv.unread = counted.unread(conv.last_read_seq);
+                    counted.apply(&mut conv);
                     self.counted.insert(conv.id, counted);
                 }
                 *existing = conv;
@@ -709,9 +742,10 @@ impl Inbox {
     }
 
     /// A message shown in order: it becomes the preview if it is news (a replayed message the
-    /// server's list already counted is not), and counts as unread if it is someone else's. Mine
-    /// means I have read the conversation. Returns whether it was news.
-    pub fn record(&mut self, m: &Message, me: UserId) -> bool {
+    /// server's list already counted is not), and counts as unread if it is someone else's (and
+    /// as an unread mention if it names `me` as `@username`). Mine means I have read the
+    /// conversation. Returns whether it was news.
+    pub fn record(&mut self, m: &Message, me: &UserRef) -> bool {
         let Some(c) = self.list.iter_mut().find(|c| c.id == m.conv) else {
             return false;
         };
@@ -722,12 +756,15 @@ impl Inbox {
             c.updated_at = m.at;
             c.last_message = Some(m.clone());
         }
-        if m.sender.id == me {
+        if m.sender.id == me.id {
             c.last_read_seq = c.last_read_seq.max(m.seq);
         } else if m.seq > counted.upto && !m.deleted {
             counted.live.insert(m.seq);
+            if crate::mentions::mentions(&m.body, &me.username) {
+                counted.live_mentions.insert(m.seq);
+            }
         }
-        c.unread = counted.unread(c.last_read_seq);
+        counted.apply(c);
         self.sort();
         news
     }
@@ -751,7 +788,8 @@ impl Inbox {
         {
             // A deleted message no longer waits to be read.
             if counted.live.remove(target) {
-                c.unread = counted.unread(c.last_read_seq);
+                counted.live_mentions.remove(target);
+                counted.apply(c);
             }
         }
         match &e.change {
@@ -769,7 +807,7 @@ impl Inbox {
             Some(c) if seq > c.last_read_seq => {
                 c.last_read_seq = seq;
                 let counted = self.counted.entry(c.id).or_insert_with(|| Counted::of(c));
-                c.unread = counted.unread(seq);
+                counted.apply(c);
                 true
             }
             _ => false,
@@ -812,6 +850,7 @@ mod tests {
             last_seq,
             last_read_seq: last_seq,
             unread: 0,
+            mentions: 0,
             last_message: None,
             updated_at: at(id.0),
         }
@@ -1053,7 +1092,7 @@ mod tests {
         inbox.replace(vec![conversation(CONV, 2), other]);
         assert_eq!(inbox.iter().next().unwrap().id, ConvId(8));
         for seq in 3..=5 {
-            inbox.record(&message(seq, 2), ALICE);
+            inbox.record(&message(seq, 2), &user(1));
         }
         assert_eq!(unread(inbox.get(CONV).unwrap()), 3);
         assert_eq!(inbox.total_unread(), 3);
@@ -1065,7 +1104,7 @@ mod tests {
         assert_eq!(unread(inbox.get(CONV).unwrap()), 1);
         let mut reply = message(6, 1);
         reply.at = at(200);
-        inbox.record(&reply, ALICE);
+        inbox.record(&reply, &user(1));
         assert_eq!(unread(inbox.get(CONV).unwrap()), 0);
         assert_eq!(
             inbox.iter().next().unwrap().id,
@@ -1084,7 +1123,7 @@ mod tests {
         fresh.unread = 3;
         inbox.replace(vec![fresh]);
         for seq in 2..=5 {
-            inbox.record(&message(seq, 2), ALICE);
+            inbox.record(&message(seq, 2), &user(1));
         }
         let c = inbox.get(CONV).unwrap();
         assert_eq!((c.last_seq, unread(c)), (5, 4));
@@ -1092,10 +1131,35 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_me_count_beside_unread_until_read_or_deleted() {
+        let mut inbox = Inbox::default();
+        // The server's list: 2 unread after seq 1, one of them mentions me.
+        let mut listed = conversation(CONV, 3);
+        listed.last_read_seq = 1;
+        listed.unread = 2;
+        listed.mentions = 1;
+        inbox.replace(vec![listed]);
+        let mention = |seq: Seq, body: &str| Message {
+            body: body.into(),
+            ..message(seq, 2)
+        };
+        inbox.record(&mention(4, "hi @alice"), &user(1));
+        inbox.record(&mention(5, "hi @alicex and mail@alice.com"), &user(1));
+        inbox.record(&mention(6, "@ALICE again"), &user(1));
+        let c = inbox.get(CONV).unwrap();
+        assert_eq!((unread(c), c.mentions), (5, 3));
+        assert_eq!(inbox.total_mentions(), 3);
+        inbox.record_event(&event(7, 2, Change::Delete { target: 6 }), ALICE);
+        assert_eq!(inbox.get(CONV).unwrap().mentions, 2);
+        inbox.mark_read(CONV, 4);
+        assert_eq!(inbox.get(CONV).unwrap().mentions, 0);
+    }
+
+    #[test]
     fn older_news_does_not_undo_what_live_messages_taught() {
         let mut inbox = Inbox::default();
         inbox.replace(vec![conversation(CONV, 1)]);
-        inbox.record(&message(2, 2), ALICE);
+        inbox.record(&message(2, 2), &user(1));
         inbox.mark_read(CONV, 2);
         // A rename announced with the list as it was before message 2, and a stale read position.
         let mut renamed = conversation(CONV, 1);
@@ -1252,7 +1316,7 @@ mod tests {
     fn events_are_never_unread_and_update_the_preview() {
         let mut inbox = Inbox::default();
         inbox.replace(vec![conversation(CONV, 2)]);
-        inbox.record(&message(3, 2), ALICE);
+        inbox.record(&message(3, 2), &user(1));
         assert_eq!(unread(inbox.get(CONV).unwrap()), 1);
         let before = inbox.get(CONV).unwrap().updated_at;
         inbox.record_event(

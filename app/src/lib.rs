@@ -1,5 +1,5 @@
 //! Tidings' shared crate: the typed contract between browser and server (`model`, `protocol`,
-//! `api`), the client's delivery rules as plain data (`delivery`), and the Leptos user interface
+//! `api`, `search`), the client's delivery rules as plain data (`delivery`), and the Leptos user interface
 //! (`ui`, plus the browser-only `client`).
 //!
 //! Compiled twice: with `ssr` into the server binary and with `hydrate` into the WASM bundle.
@@ -10,8 +10,10 @@ pub mod api;
 pub mod client;
 pub mod contacts;
 pub mod delivery;
+pub mod mentions;
 pub mod model;
 pub mod protocol;
+pub mod search;
 pub mod ui;
 
 pub use ui::{shell, App};

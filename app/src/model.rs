@@ -532,6 +532,9 @@ pub struct Conversation {
     pub last_read_seq: Seq,
     /// `last_seq - last_read_seq`, never negative.
     pub unread: i64,
+    /// How many of the unread messages mention this member (`@username`); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mentions: i64,
     pub last_message: Option<Message>,
     /// Time of the newest activity (last message, or creation).
     pub updated_at: DateTime<Utc>,
@@ -553,6 +556,10 @@ impl Conversation {
             self.roles.push(MemberRole { user, role });
         }
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// One page of history, oldest first: the messages of a range of seqs in their current state,

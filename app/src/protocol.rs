@@ -392,6 +392,7 @@ mod tests {
                 last_seq: 3,
                 last_read_seq: 1,
                 unread: 2,
+                mentions: 0,
                 last_message: Some(msg),
                 updated_at: at,
                 roles: Vec::new(),

@@ -97,6 +97,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
                     last_seq,
                     last_read_seq,
                     unread,
+                    mentions: unread / 2,
                     last_message,
                     updated_at,
                 }

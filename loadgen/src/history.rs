@@ -8,7 +8,11 @@
 //!    `--reps` times for the oldest page (`before_seq` = limit + 1, i.e. a page `--messages`
 //!    messages back), one request at a time on a kept-alive connection; p50/p95/p99/max of the
 //!    whole request (answer body included). At most `--budget` seconds per page kind.
+//! 3. **Search**: `POST /api/search` `--search-reps` times for each of three kinds of query over
+//!    the filled conversation (see `search`: its messages are made of Zipf-distributed words for
+//!    that), same percentiles, same budget.
 
+use crate::search;
 use crate::setup;
 use crate::stats::Percentiles;
 use crate::target::{Account, Event, Kind};
@@ -42,8 +46,12 @@ pub struct HistoryArgs {
     /// Messages per history page (1–100).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Characters per message (words of the search vocabulary, see `search`).
     #[arg(long, default_value_t = 100)]
     pub body: usize,
+    /// Searches per kind of query (0: no search timing).
+    #[arg(long, default_value_t = 1000)]
+    pub search_reps: usize,
 }
 
 pub async fn run(args: HistoryArgs) -> Result<()> {
@@ -67,6 +75,11 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
     // Read: the newest page, then the oldest.
     let newest = time_page(&http, base, me, conv, None, &args).await?;
     let deep = time_page(&http, base, me, conv, Some(args.limit as i64 + 1), &args).await?;
+    let searched = if args.search_reps > 0 {
+        Some(search::time_searches(&http, base, me, args.search_reps, args.budget).await?)
+    } else {
+        None
+    };
 
     eprintln!(
         "── tidings history: {} messages in one conversation ──",
@@ -86,6 +99,11 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
     };
     eprintln!("  newest page   {}", show(&newest));
     eprintln!("  oldest page   {}", show(&deep));
+    if let Some(s) = &searched {
+        eprintln!("  search: rare word  {}", show(&s.rare));
+        eprintln!("  search: common     {}", show(&s.common));
+        eprintln!("  search: two words  {}", show(&s.two_words));
+    }
     let mut json = serde_json::json!({
         "kind": "history",
         "server": c.server.name(),
@@ -95,6 +113,7 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
         "fill_msgs_per_s": args.messages as f64 / fill_s,
         "newest": newest,
         "deep": deep,
+        "search": searched,
     });
     let obj = json.as_object_mut().expect("an object");
     for (k, v) in &c.meta {
@@ -108,14 +127,14 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
 async fn fill(base: &str, me: &Account, conv: i64, args: &HistoryArgs) -> Result<()> {
     let ws = tidings::connect(base, me).await?;
     let (mut sink, mut stream) = ws.split();
-    let body = "x".repeat(args.body);
+    let corpus = search::Corpus::default();
     let (count, started) = (args.messages, Instant::now());
     let (mut sent, mut acked) = (0u32, 0u32);
     let mut next_report = count / 10;
     while acked < count {
         let mut batch = 0;
         while sent < count && sent - acked < args.window && batch < 256 {
-            let frame = tidings::send_frame(conv, 1, sent, &body);
+            let frame = tidings::send_frame(conv, 1, sent, &corpus.body(sent, args.body));
             sink.feed(Message::text(frame)).await?;
             sent += 1;
             batch += 1;
@@ -180,12 +199,15 @@ async fn time_page(
     #[derive(serde::Deserialize)]
     struct Page {
         messages: Vec<serde::de::IgnoredAny>,
+        // A group's log starts with its `created` event, which the oldest page lists too.
+        #[serde(default)]
+        events: Vec<serde::de::IgnoredAny>,
     }
     let first: Page = serde_json::from_str(&fetch().await?)?;
-    if first.messages.len() != args.limit as usize {
+    let entries = first.messages.len() + first.events.len();
+    if entries != args.limit as usize {
         bail!(
-            "history page has {} messages, expected {}",
-            first.messages.len(),
+            "history page has {entries} entries, expected {}",
             args.limit
         );
     }

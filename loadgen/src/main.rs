@@ -26,6 +26,7 @@ mod idle;
 mod load;
 mod procfs;
 mod report;
+mod search;
 mod setup;
 mod socketio;
 mod stamp;

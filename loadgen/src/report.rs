@@ -112,6 +112,48 @@ const METRICS: &[Metric] = &[
     m("history", "newest page p99 (ms)", "/newest/p99_ms", 1.0, 2),
     m("history", "oldest page p50 (ms)", "/deep/p50_ms", 1.0, 2),
     m("history", "oldest page p99 (ms)", "/deep/p99_ms", 1.0, 2),
+    m(
+        "history",
+        "search rare word p50 (ms)",
+        "/search/rare/p50_ms",
+        1.0,
+        2,
+    ),
+    m(
+        "history",
+        "search rare word p99 (ms)",
+        "/search/rare/p99_ms",
+        1.0,
+        2,
+    ),
+    m(
+        "history",
+        "search common word p50 (ms)",
+        "/search/common/p50_ms",
+        1.0,
+        2,
+    ),
+    m(
+        "history",
+        "search common word p99 (ms)",
+        "/search/common/p99_ms",
+        1.0,
+        2,
+    ),
+    m(
+        "history",
+        "search two words p50 (ms)",
+        "/search/two_words/p50_ms",
+        1.0,
+        2,
+    ),
+    m(
+        "history",
+        "search two words p99 (ms)",
+        "/search/two_words/p99_ms",
+        1.0,
+        2,
+    ),
 ];
 
 /// The heading a result belongs under, e.g. "a — 1 node, 2000 msg/s".

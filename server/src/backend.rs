@@ -10,11 +10,13 @@ use crate::AppState;
 use app::api::ssr::Backend;
 use app::api::{ApiError, ApiErrorCode};
 use app::contacts::{ContactChange, ContactList, Relation, MAX_PENDING_REQUESTS};
+use app::model::MessageId;
 use app::model::{
     ConvId, ConvKind, Conversation, Event, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
     Username, UsernamePrefix, MAX_SEARCH_RESULTS,
 };
 use app::protocol::ServerFrame;
+use app::search::{SearchPage, SearchQuery};
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -464,6 +466,26 @@ impl Backend for AppState {
     ) -> Result<HistoryPage, ApiError> {
         self.require_member(me, conv).await?;
         Ok(self.store.history(me.id, conv, before_seq, limit).await?)
+    }
+
+    async fn search(
+        &self,
+        me: &UserRef,
+        query: SearchQuery,
+        conv: Option<ConvId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<SearchPage, ApiError> {
+        if let Some(conv) = conv {
+            self.require_member(me, conv).await?;
+        }
+        let query = query
+            .searchable(self.store.min_search_word())
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok(self
+            .store
+            .search(me.id, &query, conv, before, limit)
+            .await?)
     }
 
     // ----- contacts and user search ------------------------------------------------------------

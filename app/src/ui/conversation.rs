@@ -13,8 +13,8 @@
 //!
 //! Each message has its actions (reply, react, and for my own edit and delete — confirmed in
 //! place) on hover and focus; its reactions as toggles with who reacted in the title; a reply shows the quoted
-//! original, and clicking the quote scrolls to it (loading older pages until it is there). Group
-//! events are lines of their own.
+//! original, and clicking the quote scrolls to it (loading older pages until it is there); an
+//! opened search result (`Chat::jump`) is shown the same way. Group events are lines of their own.
 //!
 //! Files: the composer's "Attach" picker, a file dropped on the composer or pasted into it is
 //! uploaded at once (progress shown, cancellable) and then sent as its own message. A message's
@@ -201,7 +201,10 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
             if let Some(item) = find_item(&el, seq) {
                 jump.set(None);
                 following.set(false);
+                // A conversation opened for this message lands here, not at its newest.
+                landing.set_value(false);
                 item.scroll_into_view();
+                anchor.set_value(first_on_screen(&el));
                 let _ = item.class_list().add_1("flash");
                 let _ = item.focus();
             } else if chat.has_more.get_untracked() {
@@ -211,6 +214,17 @@ fn MessageLog(id: Memo<Option<ConvId>>, conv: Memo<Option<Conversation>>) -> imp
                 jump.set(None);
             }
         });
+    });
+
+    // A search result asks for a message of this conversation: the same jump as a quote's.
+    Effect::new(move |_| {
+        let Some((conv, seq)) = chat.jump.get() else {
+            return;
+        };
+        if id.get() == Some(conv) {
+            chat.jump.set(None);
+            jump.set(Some(seq));
+        }
     });
 
     Effect::new(move |_| {
@@ -707,6 +721,18 @@ fn EditBox(conv: ConvId, seq: Seq, body: String) -> impl IntoView {
     }
 }
 
+/// The byte offset in `text` of a position given in UTF-16 code units (a textarea's caret).
+fn byte_offset(text: &str, units: usize) -> usize {
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        if seen >= units {
+            return i;
+        }
+        seen += c.len_utf16();
+    }
+    text.len()
+}
+
 /// Puts the cursor in the composer.
 fn focus_composer() {
     #[cfg(feature = "hydrate")]
@@ -715,19 +741,57 @@ fn focus_composer() {
     }
 }
 
-/// A body as text and links: Leptos escapes text, so "<script>" shows as typed.
+/// A body as text, links and mentions: Leptos escapes text, so "<script>" shows as typed. An
+/// `@name` of a member of the open conversation is marked (more strongly when it is me).
 fn body(text: &str) -> impl IntoView {
+    let chat = use_chat();
+    let me = chat.me.with_value(|u| u.username.clone());
+    let members: Vec<String> = chat
+        .open
+        .get_untracked()
+        .and_then(|id| {
+            chat.conversations.with_untracked(|inbox| {
+                inbox
+                    .get(id)
+                    .map(|c| c.members.iter().map(|m| m.username.clone()).collect())
+            })
+        })
+        .unwrap_or_default();
     format::linkify(text)
         .into_iter()
-        .map(|piece| match piece {
-            Piece::Text(text) => text.into_any(),
+        .flat_map(|piece| match piece {
+            Piece::Text(text) => with_mentions(&text, &members, &me),
             Piece::Link(url) => {
                 let text = url.clone();
-                view! { <a href=url target="_blank" rel="noopener noreferrer">{text}</a> }
-                    .into_any()
+                vec![
+                    view! { <a href=url target="_blank" rel="noopener noreferrer">{text}</a> }
+                        .into_any(),
+                ]
             }
         })
         .collect_view()
+}
+
+/// `text` with the `@name`s of `members` as marked elements.
+fn with_mentions(text: &str, members: &[String], me: &str) -> Vec<AnyView> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (start, end, name) in crate::mentions::spans(text) {
+        if !members.contains(&name) {
+            continue;
+        }
+        if start > at {
+            out.push(text[at..start].to_owned().into_any());
+        }
+        let shown = text[start..end].to_owned();
+        let mine = name == me;
+        out.push(view! { <span class="mention" class:me=mine>{shown}</span> }.into_any());
+        at = end;
+    }
+    if at < text.len() {
+        out.push(text[at..].to_owned().into_any());
+    }
+    out
 }
 
 /// A message in the outbox: "Sending…" until shown as stored, or the server's refusal with Retry
@@ -944,7 +1008,89 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
             Err(e) => error.set(Some(e)),
         }
     };
+    // "@" and the start of a member's name: the names to pick from (the `@`'s byte offset, the
+    // caret's, and the names), and the one the arrow keys are on.
+    let suggest = RwSignal::new(None::<(usize, usize, Vec<String>)>);
+    let active = RwSignal::new(0usize);
+    let look_for_mention = move || {
+        let Some(el) = input.get_untracked() else {
+            return;
+        };
+        let value = el.value();
+        let caret = el
+            .selection_start()
+            .ok()
+            .flatten()
+            .map(|units| byte_offset(&value, units as usize))
+            .unwrap_or(value.len());
+        let found = crate::mentions::typing_at(&value, caret).and_then(|(at, prefix)| {
+            let prefix = prefix.to_ascii_lowercase();
+            let me = chat.me_id();
+            let names: Vec<String> = id.get_untracked().and_then(|conv| {
+                chat.conversations.with_untracked(|inbox| {
+                    inbox.get(conv).map(|c| {
+                        c.members
+                            .iter()
+                            .filter(|m| m.id != me && m.username.starts_with(&prefix))
+                            .take(8)
+                            .map(|m| m.username.clone())
+                            .collect()
+                    })
+                })
+            })?;
+            (!names.is_empty()).then_some((at, caret, names))
+        });
+        active.set(0);
+        suggest.set(found);
+    };
+    let pick = move |name: String| {
+        let Some((at, caret, _)) = suggest.get_untracked() else {
+            return;
+        };
+        let value = text.get_untracked();
+        let (Some(before), Some(after)) = (value.get(..at), value.get(caret..)) else {
+            return;
+        };
+        let before = format!("{before}@{name} ");
+        let units = before.encode_utf16().count() as u32;
+        text.set(format!("{before}{after}"));
+        suggest.set(None);
+        if let Some(el) = input.get_untracked() {
+            el.set_value(&text.get_untracked());
+            let _ = el.set_selection_range(units, units);
+            let _ = el.focus();
+        }
+    };
     let on_keydown = move |ev: KeyboardEvent| {
+        // With names offered: arrows move, Enter or Tab takes one, Escape closes the list.
+        if let Some((_, _, names)) = suggest.get_untracked() {
+            match ev.key().as_str() {
+                "ArrowDown" | "ArrowUp" => {
+                    ev.prevent_default();
+                    let n = names.len();
+                    active.update(|a| {
+                        *a = if ev.key() == "ArrowDown" {
+                            (*a + 1) % n
+                        } else {
+                            (*a + n - 1) % n
+                        }
+                    });
+                    return;
+                }
+                "Enter" | "Tab" if !ev.shift_key() && !ev.is_composing() => {
+                    ev.prevent_default();
+                    let i = active.get_untracked().min(names.len() - 1);
+                    pick(names[i].clone());
+                    return;
+                }
+                "Escape" => {
+                    ev.prevent_default();
+                    suggest.set(None);
+                    return;
+                }
+                _ => {}
+            }
+        }
         // Enter sends; Shift+Enter makes a new line; Enter that finishes an IME composition does not.
         if ev.key() == "Escape" && chat.replying.get_untracked().is_some() {
             chat.replying.set(None);
@@ -999,15 +1145,60 @@ fn Composer(id: Memo<Option<ConvId>>) -> impl IntoView {
                 placeholder="Write a message…"
                 rows="1"
                 prop:value=move || text.get()
+                aria-autocomplete="list"
+                aria-controls="mention-suggestions"
+                aria-expanded=move || suggest.with(Option::is_some).to_string()
+                aria-activedescendant=move || {
+                    suggest.with(|s| s.is_some().then(|| format!("mention-{}", active.get())))
+                }
                 on:input=move |ev| {
                     text.set(event_target_value(&ev));
+                    look_for_mention();
                     if let Some(conv) = id.get_untracked() {
                         chat.user_is_typing(conv);
                     }
                 }
                 on:keydown=on_keydown
                 on:paste=on_paste
+                on:blur=move |_| suggest.set(None)
             ></textarea>
+            <ul
+                id="mention-suggestions"
+                class="suggestions mention-suggestions"
+                role="listbox"
+                aria-label="Members"
+                hidden=move || suggest.with(Option::is_none)
+            >
+                {move || {
+                    suggest
+                        .get()
+                        .map(|(_, _, names)| {
+                            names
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, name)| {
+                                    let chosen = name.clone();
+                                    view! {
+                                        <li
+                                            id=format!("mention-{i}")
+                                            class="suggestion"
+                                            role="option"
+                                            aria-selected=move || (active.get() == i).to_string()
+                                            // Before the textarea's blur closes the list.
+                                            on:mousedown=move |ev| {
+                                                ev.prevent_default();
+                                                pick(chosen.clone());
+                                            }
+                                        >
+                                            "@"
+                                            {name}
+                                        </li>
+                                    }
+                                })
+                                .collect_view()
+                        })
+                }}
+            </ul>
             <span id="composer-count" class="counter" class:over=over class:shown=near_limit>
                 {move || near_limit().then(|| format!("{} / {MAX_BODY_CHARS}", count()))}
             </span>

@@ -14,6 +14,7 @@ mod contacts;
 mod conversation;
 pub mod format;
 mod group;
+mod search;
 mod sidebar;
 pub mod state;
 mod user_search;

@@ -1,10 +1,11 @@
-//! The left pane: who I am and "Log out", the "New chat" dialog (a direct chat by username, with
+//! The left pane: who I am and "Log out", message search (`search`), the "New chat" dialog (a direct chat by username, with
 //! suggestions as you type, or a new group), the Contacts section (`contacts`), and the
-//! conversation list (newest activity first, with unread counts, the last message and how long
-//! ago it came; arrow keys move through it).
+//! conversation list (newest activity first, with unread counts, a distinct "@ N" badge for
+//! unread messages that mention me, the last message and how long ago it came; arrow keys move through it).
 
 use super::contacts::ContactsSection;
 use super::format;
+use super::search::MessageSearch;
 use super::state::{use_chat, Chat};
 use super::user_search::UserSearchInput;
 use crate::api::{CreateGroup, Logout, OpenDirect};
@@ -49,6 +50,8 @@ pub fn Sidebar() -> impl IntoView {
                 >
                     "New chat"
                 </button>
+                // Beside "New chat", not under it: at 200 % zoom every line above the list counts.
+                <MessageSearch/>
             </div>
             <NotificationsToggle/>
             <ContactsSection/>
@@ -322,6 +325,7 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
     };
     let full_time = last_at.map(|at| format::full_time(format::local(&at)));
     let unread = unread(&conv);
+    let mentions = conv.mentions.max(0);
     let desc_id = format!("conv-desc-{id}");
     let described_by = desc_id.clone();
     let avatar = match (conv.kind, peer) {
@@ -359,6 +363,15 @@ fn ConversationRow(conv: Conversation) -> impl IntoView {
                     </span>
                     <span class="conv-bottom" id=desc_id>
                         <span class="conv-preview">{preview}</span>
+                        {(mentions > 0)
+                            .then(|| {
+                                view! {
+                                    <span class="badge mention" title="mentions you">
+                                        "@" {mentions.to_string()}
+                                        <span class="sr-only">" mentioning you"</span>
+                                    </span>
+                                }
+                            })}
                         {(unread > 0)
                             .then(|| {
                                 view! {

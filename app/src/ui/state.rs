@@ -102,6 +102,10 @@ pub struct Chat {
     pub muted: RwSignal<HashSet<ConvId>>,
     /// A conversation to show (a notification was clicked): the chat layout routes there.
     pub go_to: RwSignal<Option<ConvId>>,
+    /// A message to show in its conversation (a search result was opened): once that
+    /// conversation is open, its log scrolls to the message, loading older pages until it is
+    /// there, and marks it.
+    pub jump: RwSignal<Option<(ConvId, Seq)>>,
     /// Ticks every minute, so that relative times ("5 min") stay true.
     pub minute: RwSignal<u64>,
     /// Where the "New messages" line goes in the open conversation: the first message that was
@@ -143,6 +147,7 @@ impl Chat {
             notifications: RwSignal::new(false),
             muted: RwSignal::new(HashSet::new()),
             go_to: RwSignal::new(None),
+            jump: RwSignal::new(None),
             announcement: RwSignal::new(String::new()),
             divider: RwSignal::new(None),
             contacts: RwSignal::new(ContactList::default()),
@@ -602,7 +607,7 @@ impl Chat {
             .update(|t| t.retain(|x| !(x.conv == m.conv && x.user.id == m.sender.id)));
         let news = self
             .conversations
-            .try_update(|inbox| inbox.record(&m, me))
+            .try_update(|inbox| self.me.with_value(|me| inbox.record(&m, me)))
             .unwrap_or(false);
         let seen_now = is_open && self.attentive.get_untracked();
         // A message deleted since (it comes as a tombstone in a replay) is no news to tell.
@@ -674,10 +679,14 @@ impl Chat {
     // ----- notifications ----------------------------------------------------------------------
 
     /// A desktop notification for a message the person is not looking at, unless notifications
-    /// are off or the conversation is muted. Clicking it opens the conversation.
+    /// are off or the conversation is muted — a message that mentions them (`@username`) is
+    /// notified even in a muted conversation. Clicking it opens the conversation.
     fn notify(&self, m: &Message) {
+        let mentioned = self
+            .me
+            .with_value(|me| crate::mentions::mentions(&m.body, &me.username));
         if !self.notifications.get_untracked()
-            || self.muted.with_untracked(|muted| muted.contains(&m.conv))
+            || (!mentioned && self.muted.with_untracked(|muted| muted.contains(&m.conv)))
         {
             return;
         }
@@ -687,9 +696,11 @@ impl Chat {
         else {
             return;
         };
-        let heading = match kind {
-            ConvKind::Direct => m.sender.username.clone(),
-            ConvKind::Group => format!("{} in {title}", m.sender.username),
+        let heading = match (kind, mentioned) {
+            (ConvKind::Direct, false) => m.sender.username.clone(),
+            (ConvKind::Direct, true) => format!("{} mentioned you", m.sender.username),
+            (ConvKind::Group, false) => format!("{} in {title}", m.sender.username),
+            (ConvKind::Group, true) => format!("{} mentioned you in {title}", m.sender.username),
         };
         let body: String = m.preview_text().chars().take(200).collect();
         platform::notify(*self, m.conv, &heading, &body);
@@ -813,6 +824,7 @@ mod tests {
             last_seq,
             last_read_seq: last_seq,
             unread: 0,
+            mentions: 0,
             last_message: None,
             updated_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
         }

@@ -17,8 +17,9 @@
 //!    and its effects (an edit, reactions on/off, a deletion), checked against the state the
 //!    batch's earlier entries left; plus one new `last_seq` per conversation and one read mark per
 //!    (conversation, sender of a message).
-//! 3. **Writes**: the rows, the effects in order (edits, reactions, deletions), the `last_seq`s
-//!    and the read marks, then `COMMIT`.
+//! 3. **Writes**: the rows, the mentions (only for messages naming someone as `@username`), the
+//!    effects in order (edits, reactions, deletions), the `last_seq`s and the read marks, then
+//!    `COMMIT`. The search index follows the rows by itself (see `search`).
 //!
 //! Two executors carry out the same plan: on MySQL/MariaDB the one below, which needs a handful
 //! of set-based statements per batch (network round trips are what costs there); on SQLite the
@@ -220,6 +221,28 @@ pub struct NewRow<'a> {
     attachment: Option<Attachment>,
 }
 
+/// The names a new message mentions; the executors record a mention for each one that is a
+/// member of the conversation other than the sender.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Mentions {
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub sender: UserId,
+    pub names: Vec<String>,
+}
+
+impl Mentions {
+    /// The statement that records them, for `names.len()` names; bind [`Mentions::bind_order`].
+    pub fn insert_sql(&self) -> String {
+        format!(
+            "INSERT INTO mentions (user_id, conv_id, seq) SELECT m.user_id, ?, ? FROM members m \
+             JOIN users u ON u.id = m.user_id \
+             WHERE m.conv_id = ? AND m.user_id <> ? AND u.username IN ({})",
+            vec!["?"; self.names.len()].join(", ")
+        )
+    }
+}
+
 /// One reaction put on (`on`) or taken back.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReactionChange<'a> {
@@ -258,6 +281,9 @@ pub struct Plan<'a> {
     pub posts: Vec<(ConvId, Seq, &'a AttachmentId)>,
     /// The attachments of deleted messages: their bytes go once the batch is committed.
     pub purged: Vec<AttachmentId>,
+    /// The new messages that name people as `@username`, in batch order (only bodies with an
+    /// `@` are read for names, so plain chat costs one byte search per message).
+    pub mentions: Vec<Mentions>,
     /// The new `last_seq` of each conversation that gets rows.
     pub last_seq: Vec<(ConvId, Seq)>,
     /// The conversations that got a new message (their `updated_at` moves: events do not
@@ -358,6 +384,7 @@ impl<'a> Plan<'a> {
             deletes: Vec::new(),
             posts: Vec::new(),
             purged: Vec::new(),
+            mentions: Vec::new(),
             last_seq: Vec::new(),
             active: Vec::new(),
             read_marks: Vec::new(),
@@ -576,6 +603,17 @@ fn apply<'a>(
         Op::Message {
             body, attachment, ..
         } => {
+            if body.as_str().contains('@') {
+                let names = app::mentions::mentioned(body.as_str());
+                if !names.is_empty() {
+                    plan.mentions.push(Mentions {
+                        conv: m.conv,
+                        seq,
+                        sender: m.sender.id,
+                        names,
+                    });
+                }
+            }
             if targeting {
                 targets.insert(
                     (m.conv, seq),
@@ -874,6 +912,21 @@ impl Store {
                 ids.push(*id);
             }
 
+            // 5a. Mentions of members, one statement per message that names anyone (before the
+            //     effects: a deletion later in the batch takes them away again).
+            for mention in &plan.mentions {
+                let sql = mention.insert_sql();
+                let mut query = sqlx::query(&sql)
+                    .bind(mention.conv.0)
+                    .bind(mention.seq)
+                    .bind(mention.conv.0)
+                    .bind(mention.sender.0);
+                for name in &mention.names {
+                    query = query.bind(name.as_str());
+                }
+                query.execute(&mut *tx).await?;
+            }
+
             // 5b. The effects on messages' current state, in batch order by kind (the plan has
             //     refused whatever a deletion earlier in the batch made impossible).
             for (conv, seq, body) in &plan.edits {
@@ -917,16 +970,15 @@ impl Store {
                     .await?;
             }
             for (conv, seq) in &plan.deletes {
-                sqlx::query("DELETE FROM reactions WHERE conv_id = ? AND seq = ?")
+                for table in ["reactions", "mentions", "attachments"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE conv_id = ? AND seq = ?"
+                    ))
                     .bind(conv.0)
                     .bind(*seq)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("DELETE FROM attachments WHERE conv_id = ? AND seq = ?")
-                    .bind(conv.0)
-                    .bind(*seq)
-                    .execute(&mut *tx)
-                    .await?;
+                }
                 sqlx::query(
                     "UPDATE messages SET body = '', deleted = 1 WHERE conv_id = ? AND seq = ?",
                 )

@@ -114,8 +114,8 @@ impl Store {
         Ok(self.load_conversations(viewer, Some(conv)).await?.pop())
     }
 
-    /// Three queries whatever the number of conversations: the list, their members, their last
-    /// messages. `only` narrows it to one conversation (0 never matches a real id).
+    /// Five queries whatever the number of conversations: the list, their members, their last
+    /// messages, the unread counts and the unread mentions. `only` narrows it to one conversation (0 never matches a real id).
     async fn load_conversations(
         &self,
         viewer: UserId,
@@ -215,6 +215,24 @@ impl Store {
             }
         }
 
+        // Unread mentions: mine after my read mark, a range of the mentions key per
+        // conversation (deleted messages' mentions are deleted with them).
+        let mut mentions: HashMap<i64, i64> = HashMap::new();
+        let rows = sqlx::query(
+            "SELECT mn.conv_id, COUNT(*) AS n FROM mentions mn \
+             JOIN members me ON me.conv_id = mn.conv_id AND me.user_id = mn.user_id \
+             WHERE mn.user_id = ? AND mn.seq > me.last_read_seq AND (? = 0 OR mn.conv_id = ?) \
+             GROUP BY mn.conv_id",
+        )
+        .bind(viewer.0)
+        .bind(only)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            mentions.insert(r.try_get("conv_id")?, r.try_get("n")?);
+        }
+
         Ok(list
             .iter()
             .map(|r| {
@@ -242,6 +260,7 @@ impl Store {
                     last_seq,
                     last_read_seq,
                     unread: unread.get(&id).copied().unwrap_or(0),
+                    mentions: mentions.get(&id).copied().unwrap_or(0),
                     last_message: last.remove(&id),
                     updated_at: time(r.get("updated_at")),
                 }

@@ -13,9 +13,9 @@
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
 //! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
-//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state),
-//! [`attachments`] (uploads' metadata and who may read them) and [`blobs`] (their bytes: a folder
-//! beside a SQLite database, a table in MySQL).
+//! executor), [`search`] (full-text search of messages), [`admin`] (the operator's account
+//! commands), [`schema`] (migrations and their state), [`attachments`] (uploads' metadata and who
+//! may read them) and [`blobs`] (their bytes: a folder beside a SQLite database, a table in MySQL).
 
 mod accounts;
 mod admin;
@@ -26,6 +26,7 @@ mod contacts;
 mod conversations;
 mod messages;
 pub mod schema;
+mod search;
 mod sqlite_writer;
 
 pub use admin::AccountRow;

@@ -285,6 +285,17 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Done> {
             }
             ids.push(MessageId(next));
         }
+        for mention in &plan.mentions {
+            let mut params: Vec<&dyn rusqlite::ToSql> = vec![
+                &mention.conv.0,
+                &mention.seq,
+                &mention.conv.0,
+                &mention.sender.0,
+            ];
+            params.extend(mention.names.iter().map(|n| n as &dyn rusqlite::ToSql));
+            tx.prepare_cached(&mention.insert_sql())?
+                .execute(params.as_slice())?;
+        }
         if !plan.only_plain() {
             apply_effects(&tx, &plan, now)?;
         }
@@ -342,6 +353,8 @@ fn apply_effects(tx: &rusqlite::Transaction<'_>, plan: &Plan<'_>, now: i64) -> R
         tx.prepare_cached("DELETE FROM reactions WHERE conv_id = ? AND seq = ?")?
             .execute(params![conv.0, seq])?;
         tx.prepare_cached("DELETE FROM attachments WHERE conv_id = ? AND seq = ?")?
+            .execute(params![conv.0, seq])?;
+        tx.prepare_cached("DELETE FROM mentions WHERE conv_id = ? AND seq = ?")?
             .execute(params![conv.0, seq])?;
         tx.prepare_cached(
             "UPDATE messages SET body = '', deleted = 1 WHERE conv_id = ? AND seq = ?",

@@ -15,6 +15,8 @@ mod groups;
 mod hardening;
 mod helpers;
 mod history;
+mod mentions;
 mod reliable;
 mod roles;
+mod search;
 mod store;
