@@ -774,6 +774,7 @@ mod tests {
             unread: 0,
             last_message: None,
             updated_at: at(id.0),
+            bots: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod contacts;
 pub mod delivery;
+pub mod events;
 pub mod model;
 pub mod protocol;
 pub mod ui;

@@ -357,6 +357,7 @@ mod tests {
                 unread: 2,
                 last_message: Some(msg),
                 updated_at: at,
+                bots: Vec::new(),
             },
             removed: false,
         });

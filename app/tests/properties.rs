@@ -85,6 +85,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
                     unread,
                     last_message,
                     updated_at,
+                    bots: Vec::new(),
                 }
             },
         )

@@ -157,6 +157,8 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                     <span class="member-name">
                                         {name.clone()}
                                         {(m.id == me).then_some(" (you)")}
+                                        {conv.with(|c| c.as_ref().is_some_and(|c| c.is_bot(m.id)))
+                                            .then(|| view! { " " <span class="bot-badge">"bot"</span> })}
                                     </span>
                                     {(m.id != me)
                                         .then(|| {
@@ -209,6 +211,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                         }
                     </For>
                 </ul>
+                <super::webhooks::Webhooks conv=Signal::derive(id)/>
                 <Show
                     when=move || confirm.get() == Some(Confirm::Leave)
                     fallback=move || view! {

@@ -17,6 +17,7 @@ mod group;
 mod sidebar;
 pub mod state;
 mod user_search;
+mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};

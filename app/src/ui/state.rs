@@ -792,6 +792,7 @@ mod tests {
             unread: 0,
             last_message: None,
             updated_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+            bots: Vec::new(),
         }
     }
 

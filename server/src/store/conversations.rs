@@ -122,8 +122,9 @@ impl Store {
         }
 
         let mut members: HashMap<i64, Vec<UserRef>> = HashMap::new();
+        let mut bots: HashMap<i64, Vec<UserId>> = HashMap::new();
         let rows = sqlx::query(
-            "SELECT m.conv_id, u.id, u.username FROM members me \
+            "SELECT m.conv_id, u.id, u.username, u.bot FROM members me \
              JOIN members m ON m.conv_id = me.conv_id JOIN users u ON u.id = m.user_id \
              WHERE me.user_id = ? AND (? = 0 OR me.conv_id = ?) ORDER BY u.username",
         )
@@ -137,6 +138,11 @@ impl Store {
                 id: UserId(r.get("id")),
                 username: r.get("username"),
             });
+            if r.get::<i64, _>("bot") != 0 {
+                bots.entry(r.get("conv_id"))
+                    .or_default()
+                    .push(UserId(r.get("id")));
+            }
         }
 
         // The preview is the newest MESSAGE (events do not count), found by walking the primary
@@ -218,6 +224,7 @@ impl Store {
                     unread: unread.get(&id).copied().unwrap_or(0),
                     last_message: last.remove(&id),
                     updated_at: time(r.get("updated_at")),
+                    bots: bots.remove(&id).unwrap_or_default(),
                 }
             })
             .collect())
@@ -417,6 +424,7 @@ impl Store {
         .bind(subject)
         .execute(&mut **tx)
         .await?;
+        super::outbox::record_entry(self.dialect, tx, conv, seq, now).await?;
         let row = sqlx::query(&format!(
             "SELECT {LOG_COLUMNS} FROM messages m {LOG_JOINS} WHERE m.conv_id = ? AND m.seq = ?"
         ))

@@ -13,19 +13,24 @@
 //! By concern: [`accounts`] (users, sessions), [`conversations`] (conversations, members, read
 //! marks), [`contacts`] (contact requests, contacts, user search), [`messages`] (history and
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
-//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state).
+//! executor), [`admin`] (the operator's account commands), [`schema`] (migrations and their state),
+//! [`outbox`] (the integration event stream, written in the changes' own transactions).
 
 mod accounts;
 mod admin;
 pub mod append;
+mod bots;
 mod contacts;
 mod conversations;
 mod messages;
+pub mod outbox;
 pub mod schema;
 mod sqlite_writer;
+mod webhooks;
 
 pub use admin::AccountRow;
 pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
+pub use bots::TokenUser;
 pub use contacts::{Removed, Requested};
 pub use messages::LogRow;
 

@@ -4,12 +4,14 @@
 
 mod accounts;
 mod admin;
+mod bots;
 mod changes;
 mod chat;
 mod cluster;
 mod contacts;
 mod crash;
 mod delivery;
+mod events;
 mod groups;
 mod hardening;
 mod helpers;
