@@ -208,6 +208,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many events the outbox holds, numbered or not (on MySQL a committed row waits for
+    /// the relay to give it a position).
+    pub async fn outbox_len(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
     /// The highest position given so far (0 when the stream is empty).
     pub async fn last_event_pos(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COALESCE(MAX(pos), 0) AS n FROM outbox")

@@ -455,11 +455,12 @@ async fn read_stream(redis: &str, prefix: &str) -> Vec<(String, StreamEvent)> {
         .collect()
 }
 
-/// Waits until the stream's newest entry is the outbox's newest event.
+/// Waits until the stream's newest entry is the outbox's last event (positions are 1..=n once
+/// every committed row is numbered, so n is the number of rows).
 async fn until_relayed(redis: &str, prefix: &str, store: &Store) -> Vec<(String, StreamEvent)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let newest = store.last_event_pos().await.unwrap();
+        let newest = store.outbox_len().await.unwrap();
         let stream = read_stream(redis, prefix).await;
         if stream.last().map(|(_, e)| e.id) == Some(newest) {
             return stream;
@@ -498,9 +499,12 @@ async fn assert_complete(stream: &[(String, StreamEvent)], store: &Store, conv: 
         .filter(|e| matches!(e, Entry::Message(_)))
         .map(|e| e.id().0)
         .collect();
-    assert_eq!(
-        in_stream, in_db,
-        "an event for every stored message, and no other"
+    assert!(
+        in_stream == in_db,
+        "an event for every stored message, and no other: {} stored messages missing from the \
+         stream, {} stream messages not stored",
+        in_db.difference(&in_stream).count(),
+        in_stream.difference(&in_db).count()
     );
 }
 
