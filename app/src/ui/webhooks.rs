@@ -23,6 +23,9 @@ fn absolute(path: &str) -> String {
 
 #[component]
 pub fn Webhooks(#[prop(into)] conv: Signal<ConvId>) -> impl IntoView {
+    // Only a different group counts as a change: the group's data changes too when a webhook's
+    // bot joins it, and that must not close the section that just showed the new URL.
+    let conv = Memo::new(move |_| conv.get());
     let open = RwSignal::new(false);
     let list = RwSignal::new(Vec::<Webhook>::new());
     // The URL of the webhook just made: shown until the panel's next change.
