@@ -420,6 +420,44 @@ pub async fn search_users(prefix: String) -> Result<Vec<UserRef>, ApiError> {
     .await
 }
 
+/// Makes an incoming webhook for group `conv` (I am a member): its posts come from a bot named
+/// `name` (a new name, or that of another webhook of this group), which joins the group. The
+/// answer carries the secret URL's path, shown this once.
+#[server(endpoint = "create_webhook")]
+pub async fn create_webhook(
+    conv: ConvId,
+    name: String,
+) -> Result<crate::model::NewWebhook, ApiError> {
+    use crate::model::Username;
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend
+            .create_webhook(&me, conv, Username::parse(&name)?)
+            .await
+    })
+    .await
+}
+
+/// The webhooks of group `conv` (I am a member), oldest first.
+#[server(endpoint = "webhooks")]
+pub async fn webhooks(conv: ConvId) -> Result<Vec<crate::model::Webhook>, ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.webhooks(&me, conv).await
+    })
+    .await
+}
+
+/// Revokes webhook `id` of group `conv` (I am a member): its URL answers 404 from now on.
+#[server(endpoint = "revoke_webhook")]
+pub async fn revoke_webhook(conv: ConvId, id: i64) -> Result<(), ApiError> {
+    ssr::respond(async move {
+        let (backend, me) = ssr::current_user().await?;
+        backend.revoke_webhook(&me, conv, id).await
+    })
+    .await
+}
+
 /// The server side of the API: the interface the server binary implements, and the plumbing that
 /// turns cookies and errors into HTTP.
 #[cfg(feature = "ssr")]
@@ -559,6 +597,21 @@ pub mod ssr {
             me: &UserRef,
             prefix: UsernamePrefix,
         ) -> Result<Vec<UserRef>, ApiError>;
+
+        // Incoming webhooks (issue #11).
+        async fn create_webhook(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+            name: Username,
+        ) -> Result<crate::model::NewWebhook, ApiError>;
+        async fn webhooks(
+            &self,
+            me: &UserRef,
+            conv: ConvId,
+        ) -> Result<Vec<crate::model::Webhook>, ApiError>;
+        async fn revoke_webhook(&self, me: &UserRef, conv: ConvId, id: i64)
+            -> Result<(), ApiError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

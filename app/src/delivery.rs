@@ -853,6 +853,7 @@ mod tests {
             mentions: 0,
             last_message: None,
             updated_at: at(id.0),
+            bots: Vec::new(),
         }
     }
 

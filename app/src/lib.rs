@@ -11,6 +11,7 @@ pub mod client;
 pub mod contacts;
 pub mod delivery;
 pub mod mentions;
+pub mod events;
 pub mod model;
 pub mod protocol;
 pub mod search;

@@ -538,6 +538,34 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// Time of the newest activity (last message, or creation).
     pub updated_at: DateTime<Utc>,
+    /// Which of `members` are bots (shown as bots). Absent when none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bots: Vec<UserId>,
+}
+
+impl Conversation {
+    /// Whether `user` is one of this conversation's bots.
+    pub fn is_bot(&self, user: UserId) -> bool {
+        self.bots.contains(&user)
+    }
+}
+
+/// An incoming webhook of a conversation: its secret URL posts as `bot` (issue #11).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: i64,
+    pub conv: ConvId,
+    /// Who its posts are from: a bot account, a member of the conversation.
+    pub bot: UserRef,
+    pub created_by: UserRef,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook just made, with its secret URL's path (`/hooks/<secret>`): shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewWebhook {
+    pub webhook: Webhook,
+    pub path: String,
 }
 
 impl Conversation {

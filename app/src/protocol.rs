@@ -396,6 +396,7 @@ mod tests {
                 last_message: Some(msg),
                 updated_at: at,
                 roles: Vec::new(),
+                bots: Vec::new(),
             },
             removed: false,
             by: None,

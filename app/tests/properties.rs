@@ -100,6 +100,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
                     mentions: unread / 2,
                     last_message,
                     updated_at,
+                    bots: Vec::new(),
                 }
             },
         )

@@ -15,6 +15,7 @@ use app::model::{
     ConvId, ConvKind, Conversation, Event, GroupTitle, HistoryPage, Password, Seq, UserId, UserRef,
     Username, UsernamePrefix, MAX_SEARCH_RESULTS,
 };
+use app::model::{NewWebhook, Webhook};
 use app::protocol::ServerFrame;
 use app::search::{SearchPage, SearchQuery};
 
@@ -577,6 +578,57 @@ impl Backend for AppState {
             .store
             .search_users(me.id, &prefix, MAX_SEARCH_RESULTS)
             .await?)
+    }
+
+    async fn create_webhook(
+        &self,
+        me: &UserRef,
+        conv: ConvId,
+        name: Username,
+    ) -> Result<NewWebhook, ApiError> {
+        self.require_group_member(me, conv).await?;
+        let bot = self
+            .store
+            .webhook_bot(conv, &name)
+            .await
+            .map_err(|e| match e {
+                StoreError::UsernameTaken => ApiError::new(
+                    ApiErrorCode::Conflict,
+                    format!(
+                        "{:?} is someone's account already; name the webhook's bot differently",
+                        name.as_str()
+                    ),
+                ),
+                other => other.into(),
+            })?;
+        // The bot joins like a person: the `added` event, and every member hears of it.
+        if let Some(added) = self.store.add_member(conv, me.id, bot.id).await? {
+            self.announce(conv, &[]).await?;
+            self.publish_event(added);
+        }
+        let secret = auth::new_token();
+        let webhook = self
+            .store
+            .create_webhook(conv, bot.id, me.id, &auth::token_hash(&secret))
+            .await?;
+        Ok(NewWebhook {
+            webhook,
+            path: format!("/hooks/{secret}"),
+        })
+    }
+
+    async fn webhooks(&self, me: &UserRef, conv: ConvId) -> Result<Vec<Webhook>, ApiError> {
+        self.require_group_member(me, conv).await?;
+        Ok(self.store.webhooks(conv).await?)
+    }
+
+    async fn revoke_webhook(&self, me: &UserRef, conv: ConvId, id: i64) -> Result<(), ApiError> {
+        self.require_group_member(me, conv).await?;
+        if self.store.delete_webhook(conv, id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("this group has no such webhook"))
+        }
     }
 }
 

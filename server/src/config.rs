@@ -134,6 +134,16 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_REGISTRATIONS_PER_HOUR", default_value_t = 30)]
     pub registrations_per_hour: u32,
 
+    /// Most entries the Redis Stream of events (`<prefix>:events`) keeps (`XADD MAXLEN ~`):
+    /// older ones are trimmed; the outbox in the database keeps them all.
+    #[arg(long, env = "TIDINGS_EVENTS_MAXLEN", default_value_t = 1_000_000)]
+    pub events_maxlen: u64,
+
+    /// Milliseconds between the event relay's rounds (outbox to Redis Stream): the most an
+    /// event waits before consumers can read it.
+    #[arg(long, env = "TIDINGS_RELAY_INTERVAL_MS", default_value_t = 100)]
+    pub relay_interval_ms: u64,
+
     /// Proxies (IP addresses, comma separated) whose `X-Forwarded-For` is believed. A request
     /// from anyone else is counted under its own peer address, whatever that header says.
     #[arg(long, env = "TIDINGS_TRUSTED_PROXIES", value_delimiter = ',')]

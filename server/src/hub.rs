@@ -248,6 +248,21 @@ impl Hub {
         (conn, rx)
     }
 
+    /// A connection that is not registered here: it receives only what is pushed to it
+    /// directly (the ack or refusal of an entry it submits), never fan-out, and does not make
+    /// its user online. For an HTTP request that sends through the committer (`api_v1`).
+    pub fn detached(&self, user: UserId, capacity: usize) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        let conn = Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+            session: 0,
+            queue,
+            closing: Arc::default(),
+        };
+        (conn, rx)
+    }
+
     /// The current leave epoch: read it before reading memberships from the store, and hand it
     /// to [`Hub::set_conversations`].
     pub fn leave_epoch(&self) -> u64 {

@@ -17,12 +17,16 @@
 //! - [`http`]    health and metrics
 //! - [`site`]    the static site: embedded in the binary, or a folder
 //! - [`lockout`] closes the connections of accounts an operator disabled
+//! - [`relay`]   the integration event stream: outbox to Redis Stream
+//! - [`stream`]  reading Redis Stream replies
+//! - [`api_v1`]  the bot API (`/api/v1`: bearer tokens, events, messages)
 //! - [`cli`]     the `tidings` command line: `serve` and the admin commands
 
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
 
 pub mod attachments;
+pub mod api_v1;
 pub mod auth;
 pub mod backend;
 pub mod bus;
@@ -36,9 +40,11 @@ pub mod limits;
 pub mod listen;
 pub mod lockout;
 pub mod presence;
+pub mod relay;
 pub mod site;
 pub mod sniff;
 pub mod store;
+pub mod stream;
 pub mod ws;
 
 use crate::auth::{HashPool, LoginLimiter};
@@ -219,6 +225,17 @@ impl Server {
             state.hub.clone(),
             state.shutdown.clone(),
         ));
+        tokio::spawn(relay::run(
+            state.store.clone(),
+            relay::RelayConfig {
+                redis_url: state.config.redis_url.clone(),
+                prefix: state.config.redis_prefix.clone(),
+                node_id: state.node_id.to_string(),
+                maxlen: state.config.events_maxlen,
+                interval: Duration::from_millis(state.config.relay_interval_ms.max(1)),
+            },
+            state.shutdown.clone(),
+        ));
         let router = router(state.clone());
         let door = listen::Door {
             max_connections: state.config.max_connections,
@@ -300,6 +317,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/api/attachments", post(attachments::upload))
         .route("/api/attachments/{id}", get(attachments::download))
+        .merge(api_v1::routes())
         .leptos_routes_with_context(
             &state,
             routes,

@@ -450,6 +450,9 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
         m.sender.username.clone()
     };
     let (conv, seq) = (m.conv, m.seq);
+    let bot = chat
+        .conversations
+        .with_untracked(|inbox| inbox.get(conv).is_some_and(|c| c.is_bot(m.sender.id)));
     let editing = move || chat.editing.get() == Some(seq);
     let picker = RwSignal::new(false);
     let change = move |c: Change| {
@@ -606,6 +609,7 @@ fn MessageItem(m: Message, head: bool, mine: bool, jump: RwSignal<Option<Seq>>) 
                 })}
             <div class="bubble">
                 <span class=format!("sender {colour}")>{who}</span>
+                {bot.then(|| view! { <span class="bot-badge">"bot"</span> })}
                 {quote}
                 {m.attachment.clone().filter(|_| !deleted).map(|a| view! { <AttachmentView a=*a/> })}
                 {move || {

@@ -245,6 +245,8 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                                         {name.clone()}
                                         {(m.id == me).then_some(" (you)")}
                                         <span class="sr-only">{move || if online.get() { ", online" } else { "" }}</span>
+                                        {conv.with(|c| c.as_ref().is_some_and(|c| c.is_bot(m.id)))
+                                            .then(|| view! { " " <span class="bot-badge">"bot"</span> })}
                                     </span>
                                     {badge.map(|b| view! { <span class=format!("role-badge {b}")>{b}</span> })}
                                     <span class="member-actions">
@@ -302,6 +304,7 @@ pub fn GroupSettings(conv: Memo<Option<Conversation>>) -> impl IntoView {
                         }
                     </For>
                 </ul>
+                <super::webhooks::Webhooks conv=Signal::derive(id)/>
                 <Show
                     when=move || confirm.get() == Some(Confirm::Leave)
                     fallback=move || view! {

@@ -18,6 +18,7 @@ mod search;
 mod sidebar;
 pub mod state;
 mod user_search;
+mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};

@@ -827,6 +827,7 @@ mod tests {
             mentions: 0,
             last_message: None,
             updated_at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+            bots: Vec::new(),
         }
     }
 

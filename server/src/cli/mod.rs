@@ -7,9 +7,13 @@
 //! - [`check`]   configuration, database, migrations, Redis: report, exit 1 if anything fails
 //! - [`user`]    create, reset-password, disable, enable, list accounts
 //! - [`backup`]  a consistent copy of a live SQLite database
+//! - [`events`]  `events tail`: the event stream as a consumer group's member
+//! - [`bot`]     create and revoke bot accounts' tokens
 
 pub mod backup;
+pub mod bot;
 pub mod check;
+pub mod events;
 pub mod migrate;
 pub mod serve;
 pub mod user;
@@ -49,6 +53,12 @@ pub enum Command {
     User(user::UserCommand),
     /// Copy the SQLite database to PATH while the server keeps running.
     Backup(backup::BackupArgs),
+    /// Read the integration event stream (Redis consumer groups).
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Manage bot accounts and their API tokens.
+    #[command(subcommand)]
+    Bot(bot::BotCommand),
 }
 
 /// The database an admin command works on (the same variable and default as the server's).
@@ -76,6 +86,8 @@ impl Cli {
             Command::Check(config) => check::run(config).await,
             Command::User(command) => user::run(command).await.map(|()| ExitCode::SUCCESS),
             Command::Backup(args) => backup::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Events(command) => events::run(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Bot(command) => bot::run(command).await.map(|()| ExitCode::SUCCESS),
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

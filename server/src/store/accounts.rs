@@ -2,6 +2,7 @@
 //! Passwords arrive here already hashed and tokens already digested (see `auth`).
 
 use super::{inserted_id, now_ms, Result, Store, StoreError};
+use app::events::AccountChange;
 use app::model::{UserId, UserRef, Username};
 use sqlx::Row;
 use std::time::Duration;
@@ -24,6 +25,14 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let id = inserted_id(self.dialect, &mut tx, &done).await?;
+        super::outbox::record_account(
+            self.dialect,
+            &mut tx,
+            UserId(id),
+            AccountChange::Created,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(UserRef {
             id: UserId(id),

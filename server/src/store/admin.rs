@@ -3,6 +3,7 @@
 //! Disabling also deletes the account's sessions, so every cookie stops working at once.
 
 use super::{now_ms, Result, Store};
+use app::events::AccountChange;
 use app::model::{UserId, Username};
 
 /// One account as `tidings user list` shows it.
@@ -59,18 +60,34 @@ impl Store {
         let Some(id) = user_id(&mut tx, username).await? else {
             return Ok(None);
         };
-        if disabled {
+        let changed = if disabled {
             // Keeps the first time for an account disabled twice.
-            sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-                .bind(now_ms())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(
+                "UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             end_sessions(&mut tx, id).await?;
+            done.rows_affected() > 0
         } else {
-            sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
+            sqlx::query(
+                "UPDATE users SET disabled_at = NULL WHERE id = ? AND disabled_at IS NOT NULL",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0
+        };
+        if changed {
+            let change = if disabled {
+                AccountChange::Disabled
+            } else {
+                AccountChange::Enabled
+            };
+            super::outbox::record_account(self.dialect, &mut tx, UserId(id), change, now_ms())
                 .await?;
         }
         tx.commit().await?;

@@ -884,6 +884,8 @@ impl Store {
                 }
             }
             query.execute(&mut *tx).await?;
+            // 4b. Their stream events, in the same transaction (one statement).
+            super::outbox::record_appended_mysql(&mut tx, &plan.rows, now).await?;
 
             // 5. The ids it picked (consecutive is not promised under concurrent inserts).
             let sql = format!(

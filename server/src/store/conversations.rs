@@ -137,8 +137,9 @@ impl Store {
         }
 
         let mut members: HashMap<i64, Vec<UserRef>> = HashMap::new();
+        let mut bots: HashMap<i64, Vec<UserId>> = HashMap::new();
         let rows = sqlx::query(
-            "SELECT m.conv_id, m.role, u.id, u.username FROM members me \
+            "SELECT m.conv_id, m.role, u.id, u.username, u.bot FROM members me \
              JOIN members m ON m.conv_id = me.conv_id JOIN users u ON u.id = m.user_id \
              WHERE me.user_id = ? AND (? = 0 OR me.conv_id = ?) ORDER BY u.username",
         )
@@ -161,6 +162,9 @@ impl Store {
                     .entry(conv)
                     .or_default()
                     .push(MemberRole { user, role });
+            }
+            if r.get::<i64, _>("bot") != 0 {
+                bots.entry(conv).or_default().push(user);
             }
         }
 
@@ -263,6 +267,7 @@ impl Store {
                     mentions: mentions.get(&id).copied().unwrap_or(0),
                     last_message: last.remove(&id),
                     updated_at: time(r.get("updated_at")),
+                    bots: bots.remove(&id).unwrap_or_default(),
                 }
             })
             .collect())
@@ -521,6 +526,7 @@ impl Store {
         .bind(subject)
         .execute(&mut **tx)
         .await?;
+        super::outbox::record_entry(self.dialect, tx, conv, seq, now).await?;
         let row = sqlx::query(&format!(
             "SELECT {LOG_COLUMNS} FROM messages m {LOG_JOINS} WHERE m.conv_id = ? AND m.seq = ?"
         ))

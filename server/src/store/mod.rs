@@ -15,22 +15,27 @@
 //! replay), [`append`] (the batch plan and its MySQL executor), [`sqlite_writer`] (the SQLite
 //! executor), [`search`] (full-text search of messages), [`admin`] (the operator's account
 //! commands), [`schema`] (migrations and their state), [`attachments`] (uploads' metadata and who
-//! may read them) and [`blobs`] (their bytes: a folder beside a SQLite database, a table in MySQL).
+//! may read them), [`blobs`] (their bytes: a folder beside a SQLite database, a table in MySQL)
+//! and [`outbox`] (the integration event stream, written in the changes' own transactions).
 
 mod accounts;
 mod admin;
 pub mod append;
 mod attachments;
 pub mod blobs;
+mod bots;
 mod contacts;
 mod conversations;
 mod messages;
+pub mod outbox;
 pub mod schema;
 mod search;
 mod sqlite_writer;
+mod webhooks;
 
 pub use admin::AccountRow;
 pub use append::{Appended, NewEntry, Op, Receipt, Refusal};
+pub use bots::TokenUser;
 pub use contacts::{Removed, Requested};
 pub use conversations::GroupRefusal;
 pub use messages::LogRow;

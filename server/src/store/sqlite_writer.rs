@@ -248,6 +248,7 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Done> {
         let mut next: i64 = tx
             .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
             .query_row([], |r| r.get(0))?;
+        let first_id = next + 1;
         // Plain messages leave the log's columns to their defaults: the hot path's statement.
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (conv_id, seq, id, sender_id, client_id, body, created_at) \
@@ -296,6 +297,8 @@ fn append(conn: &mut Connection, batch: &[NewEntry]) -> Result<Done> {
             tx.prepare_cached(&mention.insert_sql())?
                 .execute(params.as_slice())?;
         }
+        // The stream events of these rows, in the same transaction (one statement).
+        super::outbox::record_appended(&tx, first_id)?;
         if !plan.only_plain() {
             apply_effects(&tx, &plan, now)?;
         }

@@ -5,12 +5,14 @@
 mod accounts;
 mod admin;
 mod attachments;
+mod bots;
 mod changes;
 mod chat;
 mod cluster;
 mod contacts;
 mod crash;
 mod delivery;
+mod events;
 mod groups;
 mod hardening;
 mod helpers;

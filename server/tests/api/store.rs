@@ -84,6 +84,7 @@ on_both_backends! {
     edits_deletions_reactions_and_replies_change_current_state => check_changes,
     contacts_requests_and_search => check_contact_store,
     expired_sessions_stop_working_and_are_deleted => check_expired_sessions,
+    every_change_leaves_one_stream_event_in_commit_order => check_outbox,
 }
 
 async fn check_expired_sessions(store: Store) {
@@ -103,6 +104,7 @@ async fn check_expired_sessions(store: Store) {
 }
 
 use crate::contacts::check_contact_store;
+use crate::events::check_outbox;
 
 async fn user(store: &Store, name: &str) -> app::model::UserRef {
     let name = Username::parse(name).unwrap();
