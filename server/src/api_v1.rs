@@ -240,6 +240,7 @@ pub(crate) async fn submit(
         op: Op::Message {
             body: text.clone(),
             reply_to,
+            attachment: None,
         },
     };
     let (conn, mut answers) = state.hub.detached(sender.id, 4);
@@ -270,6 +271,7 @@ pub(crate) async fn submit(
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         })),
         Some(ServerFrame::Error { code, message, .. }) => Err(V1Error(ApiError::new(
             match code {

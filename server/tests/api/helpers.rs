@@ -69,18 +69,6 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server on an existing database (e.g. a fresh MariaDB one from `TempDb::mysql`).
-pub async fn spawn_app_on(db_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let server = start(db_url, tweak).await;
-    TestApp {
-        addr: server.addr,
-        server: Some(server),
-        db_url: db_url.to_owned(),
-        http: reqwest::Client::new(),
-        _dir: tempfile::tempdir().expect("temp dir"),
-    }
-}
-
 async fn start(db_url: &str, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::with_database(db_url);
     config.addr = Some("127.0.0.1:0".parse().unwrap());
