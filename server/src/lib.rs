@@ -25,8 +25,8 @@
 // The app's views are deeply nested types; rendering them here needs more than the default 128.
 #![recursion_limit = "256"]
 
-pub mod attachments;
 pub mod api_v1;
+pub mod attachments;
 pub mod auth;
 pub mod backend;
 pub mod bus;
