@@ -912,6 +912,8 @@ mod tests {
             last_seq: 0,
             last_read_seq: 0,
             unread: 0,
+            mentions: 0,
+            bots: Vec::new(),
             last_message: None,
             updated_at: DateTime::<Utc>::default(),
         };

@@ -414,6 +414,8 @@ mod tests {
                 last_seq: 3,
                 last_read_seq: 1,
                 unread: 2,
+                mentions: 0,
+                bots: Vec::new(),
                 last_message: None,
                 updated_at: at,
             },
