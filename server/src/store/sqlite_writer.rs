@@ -72,7 +72,7 @@ impl SqliteWriter {
                 while let Some((batch, reply)) = rx.blocking_recv() {
                     let _ = reply.send(append(&mut conn, &batch));
                     commits = commits.wrapping_add(1);
-                    if commits % CHECKPOINT_EVERY == 0 {
+                    if commits.is_multiple_of(CHECKPOINT_EVERY) {
                         // Full means one is already due: nothing to add.
                         let _ = checkpoints.try_send(());
                     }
