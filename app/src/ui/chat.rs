@@ -80,7 +80,10 @@ fn ChatLayout(me: UserRef) -> impl IntoView {
     });
 
     let unread = Memo::new(move |_| chat.conversations.with(|i| i.total_unread()));
-    let title = move || match unread.get() {
+    // `try_get`: on the server the document's <title> is written after the body, and a page
+    // whose Suspense rendered this layout more than once reads a title of a disposed copy; it
+    // must not panic (that ended the response, an empty page at random under load).
+    let title = move || match unread.try_get().unwrap_or(0) {
         0 => "Tidings".to_owned(),
         n => format!("({n}) Tidings"),
     };

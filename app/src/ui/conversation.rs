@@ -844,19 +844,28 @@ type UploadHandle = crate::client::upload::Upload;
 #[cfg(not(feature = "hydrate"))]
 type UploadHandle = ();
 
+/// Where the handle is kept. In the browser the request is not `Send`, so it lives in local
+/// storage. On the server it must not: a page is rendered on one worker thread and may be
+/// dropped on another, and a local value dropped off its thread panics (it did, killing page
+/// loads at random).
+#[cfg(feature = "hydrate")]
+type HandleStorage = LocalStorage;
+#[cfg(not(feature = "hydrate"))]
+type HandleStorage = SyncStorage;
+
 /// The composer's one upload at a time: its name and how much is sent, and the request.
 #[derive(Clone, Copy)]
 struct Uploading {
     /// (file name, fraction sent 0–1) while an upload runs.
     shown: RwSignal<Option<(String, f64)>>,
-    handle: StoredValue<Option<UploadHandle>, LocalStorage>,
+    handle: StoredValue<Option<UploadHandle>, HandleStorage>,
 }
 
 impl Uploading {
     fn new() -> Self {
         Uploading {
             shown: RwSignal::new(None),
-            handle: StoredValue::new_local(None),
+            handle: StoredValue::new_with_storage(None),
         }
     }
 

@@ -848,3 +848,47 @@ async fn changing_the_password_ends_every_other_session() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// A page is rendered on one worker thread and its response may be finished on another, so
+/// nothing the page holds may be tied to the thread that made it. (A thread-local value in the
+/// composer did exactly that: when the last chunk happened to be written from another thread,
+/// dropping the page panicked and the browser got an empty response — at random, 8 loads in
+/// 200 here.) The real binary, so the runtime has a thread per core.
+#[tokio::test]
+async fn pages_load_whole_whichever_thread_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("pages.db").display());
+    let node = Node::start(free_addr(), &db_url, &TRAFFIC).await;
+    let app = TestApp::attach(node.addr);
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    let http = reqwest::Client::new();
+    const LOADS: usize = 200;
+    let loads = (0..LOADS).map(|_| {
+        let request = http
+            .get(app.url(&format!("/c/{}", conv.0)))
+            .header("cookie", &alice.cookie);
+        async move {
+            let Ok(response) = request.send().await else {
+                return false;
+            };
+            response.status() == 200
+                && response
+                    .text()
+                    .await
+                    .is_ok_and(|page| page.contains("</html>"))
+        }
+    });
+    let whole = futures::future::join_all(loads)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(
+        whole,
+        LOADS,
+        "{} of {LOADS} page loads broke off",
+        LOADS - whole
+    );
+}
