@@ -19,7 +19,7 @@
 //!    (conversation, sender of a message).
 //! 3. **Writes**: the rows, the mentions (only for messages naming someone as `@username`), the
 //!    effects in order (edits, reactions, deletions), the `last_seq`s and the read marks, then
-//!    `COMMIT`. The search index follows the rows by itself (see `search`).
+//!    `COMMIT`. The search index follows the rows later, in bulk (see `search`).
 //!
 //! Two executors carry out the same plan: on MySQL/MariaDB the one below, which needs a handful
 //! of set-based statements per batch (network round trips are what costs there); on SQLite the

@@ -3,10 +3,11 @@
 //!
 //! Owns the two query languages: a parsed [`SearchQuery`] (plain lower-case words, see
 //! `app::search`) becomes an FTS5 `MATCH` expression or a MySQL boolean-mode `AGAINST` string
-//! here, and nowhere else. Keeping the index current is not done here: on SQLite the triggers of
-//! migration 0005 update `messages_fts` inside the statement that inserts, edits or deletes a
-//! message (so inside its transaction, on the writer thread and on sqlx alike); on MySQL InnoDB
-//! maintains the FULLTEXT index at the transaction's commit.
+//! here, and nowhere else. Keeping the index current is not done here: on SQLite the writer
+//! thread adds new messages in bulk (`sqlite_writer::index_pending`, migration 0009), and a
+//! search asks it to catch up first, so it finds every acknowledged message; the triggers of
+//! 0005/0009 apply edits and deletions of indexed messages inside their own statements. On MySQL
+//! InnoDB maintains the FULLTEXT index at the transaction's commit.
 //!
 //! A search starts from the index (never a scan of `messages`), newest first by message id, and
 //! keeps a match only if the searcher is a member of its conversation now and it is a live
@@ -98,6 +99,10 @@ impl Store {
         before: Option<MessageId>,
         limit: u32,
     ) -> Result<SearchPage> {
+        if let Some(writer) = &self.writer {
+            // The writer indexes in bulk: first what was appended since its last update.
+            writer.index().await?;
+        }
         let in_conv = if conv.is_some() {
             " AND m.conv_id = ?"
         } else {

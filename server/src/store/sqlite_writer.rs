@@ -9,16 +9,31 @@
 //! a time anyway; the other writes (accounts, groups) still go through sqlx and simply queue on
 //! the database's write lock (`busy_timeout`), as two sqlx connections always did.
 //!
+//! The same thread keeps the search index (`messages_fts`) current, in bulk: see
+//! [`index_pending`].
+//!
 //! Owns this connection and nothing else; the SQL is the same portable SQL as elsewhere.
 
-use super::append::{Done, Facts, Keys, NewEntry, Plan, Receipt, Target, UploadRow};
+use super::append::{Appended, Done, Facts, Keys, NewEntry, Plan, Receipt, Target, UploadRow};
 use super::{now_ms, time, Durability, Result, Role, StoreError};
 use app::model::{AttachmentId, ConvId, MessageId, UserRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-type Job = (Vec<NewEntry>, oneshot::Sender<Result<Done>>);
+/// What the thread is asked to do, in the order asked.
+enum Job {
+    /// Append a batch, answering with what became of each entry.
+    Append(Vec<NewEntry>, oneshot::Sender<Result<Done>>),
+    /// Bring the search index up to date, answering once it is.
+    Index(oneshot::Sender<Result<()>>),
+}
+
+/// Messages appended between two bulk updates of the search index. Each update writes one FTS5
+/// segment, so this is the segment size: big enough that writing and merging segments costs
+/// little per message, small enough that an update takes a millisecond or two of the writer's
+/// time. Searches do not wait for it: they ask for an update first ([`SqliteWriter::index`]).
+const INDEX_EVERY: usize = 2048;
 
 /// Handle on the writer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
@@ -69,12 +84,42 @@ impl SqliteWriter {
             .spawn(move || {
                 let mut conn = conn;
                 let mut commits: u32 = 0;
-                while let Some((batch, reply)) = rx.blocking_recv() {
-                    let _ = reply.send(append(&mut conn, &batch));
-                    commits = commits.wrapping_add(1);
-                    if commits.is_multiple_of(CHECKPOINT_EVERY) {
-                        // Full means one is already due: nothing to add.
-                        let _ = checkpoints.try_send(());
+                // Whatever a crash left unindexed is indexed before the first append; after
+                // that, the thread counts what it appended since the last update.
+                let mut unindexed = usize::MAX;
+                while let Some(job) = rx.blocking_recv() {
+                    match job {
+                        Job::Append(batch, reply) => {
+                            let done = append(&mut conn, &batch);
+                            let stored = done.as_ref().map_or(0, |(appended, _)| {
+                                appended
+                                    .iter()
+                                    .filter(|a| matches!(a, Appended::Stored(_)))
+                                    .count()
+                            });
+                            // The ack first: the index update is not part of this batch.
+                            let _ = reply.send(done);
+                            unindexed = unindexed.saturating_add(stored);
+                            commits = commits.wrapping_add(1);
+                            if commits.is_multiple_of(CHECKPOINT_EVERY) {
+                                // Full means one is already due: nothing to add.
+                                let _ = checkpoints.try_send(());
+                            }
+                        }
+                        Job::Index(reply) => {
+                            let _ = reply.send(index_pending(&mut conn).map(|_| ()));
+                            unindexed = 0;
+                            continue;
+                        }
+                    }
+                    if unindexed >= INDEX_EVERY {
+                        match index_pending(&mut conn) {
+                            Ok(n) => tracing::trace!(messages = n, "search index updated"),
+                            // The messages stay above the high-water mark: the next update
+                            // (or the next search) indexes them.
+                            Err(e) => tracing::warn!(error = %e, "search index update failed"),
+                        }
+                        unindexed = 0;
                     }
                 }
             })
@@ -85,11 +130,48 @@ impl SqliteWriter {
     pub async fn append(&self, batch: Vec<NewEntry>) -> Result<Done> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send((batch, reply))
+            .send(Job::Append(batch, reply))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
+
+    /// Indexes every message appended so far for search; a search calls this first, so it finds
+    /// everything acknowledged before it began.
+    pub async fn index(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Index(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// Adds the messages above the index's high-water mark (`search_progress`, migration 0009) to
+/// the search index in one transaction, in id order, and moves the mark to the newest message.
+/// Deleted messages are skipped; edited ones go in as they read now. Returns how many went in.
+fn index_pending(conn: &mut Connection) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let upto: i64 = tx
+        .prepare_cached("SELECT indexed_upto FROM search_progress WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    let newest: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))?;
+    if newest <= upto {
+        return Ok(0);
+    }
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
+             WHERE id > ? AND id <= ? AND kind = 'message' AND deleted = 0 ORDER BY id",
+        )?
+        .execute([upto, newest])?;
+    tx.prepare_cached("UPDATE search_progress SET indexed_upto = ? WHERE id = 1")?
+        .execute([newest])?;
+    tx.commit()?;
+    Ok(added)
 }
 
 /// Appends between two checkpoints. A plain message dirties about six pages (the row, three

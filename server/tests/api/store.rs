@@ -85,6 +85,73 @@ on_both_backends! {
     contacts_requests_and_search => check_contact_store,
     expired_sessions_stop_working_and_are_deleted => check_expired_sessions,
     every_change_leaves_one_stream_event_in_commit_order => check_outbox,
+    search_finds_every_appended_message_through_bulk_indexing => check_search_index,
+}
+
+/// The search index follows appends in bulk on SQLite (every couple of thousand messages, and
+/// before each search): whatever was appended is found, whichever side of a bulk update it fell
+/// on, and an edit or deletion made before its message was indexed is what the index holds.
+async fn check_search_index(store: Store) {
+    use app::search::SearchQuery;
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let (direct, _) = store.open_direct(a.id, b.id).await.unwrap();
+    let hits = |word: &str| {
+        let store = store.clone();
+        let query = SearchQuery::parse(word).unwrap();
+        async move {
+            let page = store.search(b.id, &query, None, None, 50).await.unwrap();
+            page.hits.iter().map(|h| h.seq).collect::<Vec<_>>()
+        }
+    };
+    // More than one bulk update's worth, in batches as the committer sends them.
+    let total = 2_600;
+    for start in (0..total).step_by(100) {
+        let batch = (start..start + 100)
+            .map(|i| new(&a, direct, &format!("w{i:05}")))
+            .collect();
+        store.append(batch).await.unwrap();
+    }
+    // Bodies are "body of w00000"...: the first, one at a bulk boundary, the last.
+    for (word, seq) in [("w00000", 1), ("w02047", 2048), ("w02599", 2600)] {
+        assert_eq!(hits(word).await, [seq], "{word}");
+    }
+    // Appended after the last search, changed before anything indexed them.
+    store
+        .append(vec![
+            new(&a, direct, "late1"),
+            new(&a, direct, "late2"),
+            op(
+                &a,
+                direct,
+                "edit",
+                Op::Edit {
+                    target: 2601,
+                    body: Body::parse("rewritten before indexing".into()).unwrap(),
+                },
+            ),
+            op(&a, direct, "del", Op::Delete { target: 2602 }),
+        ])
+        .await
+        .unwrap();
+    assert!(hits("late1").await.is_empty());
+    assert_eq!(hits("rewritten").await, [2601]);
+    assert!(hits("late2").await.is_empty());
+    // And an indexed message edited afterwards is found by its new words only.
+    store
+        .append(vec![op(
+            &a,
+            direct,
+            "edit2",
+            Op::Edit {
+                target: 1,
+                body: Body::parse("zeppelin".into()).unwrap(),
+            },
+        )])
+        .await
+        .unwrap();
+    assert!(hits("w00000").await.is_empty());
+    assert_eq!(hits("zeppelin").await, [1]);
 }
 
 async fn check_expired_sessions(store: Store) {
