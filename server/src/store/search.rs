@@ -41,39 +41,24 @@ const HIT_COLUMNS: &str = "m.conv_id, m.seq, m.id, m.body, m.created_at, m.edite
 /// FTS5: every word as a quoted string (so `AND`, `NEAR` or `-` are words, not operators), the
 /// last one with `*` when it is a prefix; juxtaposed strings must all match.
 fn fts5_expression(query: &SearchQuery) -> String {
-    let n = query.terms().len();
-    query
-        .terms()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let star = if i + 1 == n && query.prefix() {
-                "*"
-            } else {
-                ""
-            };
-            // Terms are letters and digits only, so there is no `"` to double.
-            format!("\"{t}\"{star}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // Terms are letters and digits only, so there is no `"` to double.
+    expression(query, |t, star| format!("\"{t}\"{star}"))
 }
 
 /// MySQL boolean mode: `+word` (required) each, the last `+word*` when it is a prefix.
 fn mysql_expression(query: &SearchQuery) -> String {
-    let n = query.terms().len();
+    expression(query, |t, star| format!("+{t}{star}"))
+}
+
+/// The query's words, each written by `word` (with `*` or nothing: the star goes on a prefix,
+/// the last word only), joined by spaces.
+fn expression(query: &SearchQuery, word: impl Fn(&str, &str) -> String) -> String {
+    let last = query.terms().len().saturating_sub(1);
     query
         .terms()
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let star = if i + 1 == n && query.prefix() {
-                "*"
-            } else {
-                ""
-            };
-            format!("+{t}{star}")
-        })
+        .map(|(i, t)| word(t, if i == last && query.prefix() { "*" } else { "" }))
         .collect::<Vec<_>>()
         .join(" ")
 }

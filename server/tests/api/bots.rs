@@ -50,6 +50,15 @@ async fn post(
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// The answer is the JSON error `code` with HTTP `want`.
+fn refused(status: u16, body: &serde_json::Value, want: u16, code: &str) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (want, Some(code)),
+        "{body}"
+    );
+}
+
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, serde_json::Value) {
     let res = app
         .http
@@ -161,78 +170,52 @@ async fn a_bot_posts_through_the_api_and_people_see_it_live() {
         serde_json::json!({"body": "hi"}),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
-    );
+    refused(status, &body, 403, "forbidden");
     assert_eq!(
         app.store().count_messages(other.id).await.unwrap(),
         before_other
     );
-    let (status, body) = post(
-        &app,
-        &token,
-        ConvId(9999),
-        None,
-        serde_json::json!({"body": "hi"}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("not_found")),
-        "{body}"
-    );
-    let (status, body) = post(
-        &app,
-        &token,
-        group.id,
-        None,
-        serde_json::json!({"body": "  "}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid")),
-        "{body}"
-    );
-    let (status, body) = post(
-        &app,
-        &token,
-        group.id,
-        Some("not a key!"),
-        serde_json::json!({"body": "x"}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid")),
-        "{body}"
-    );
-    let (status, body) = post(
-        &app,
-        &token,
-        group.id,
-        None,
-        serde_json::json!({"text": "x"}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid")),
-        "{body}"
-    );
+    let bad: [(ConvId, Option<&str>, serde_json::Value, u16, &str); 4] = [
+        (
+            ConvId(9999),
+            None,
+            serde_json::json!({"body": "hi"}),
+            404,
+            "not_found",
+        ),
+        (
+            group.id,
+            None,
+            serde_json::json!({"body": "  "}),
+            400,
+            "invalid",
+        ),
+        (
+            group.id,
+            Some("not a key!"),
+            serde_json::json!({"body": "x"}),
+            400,
+            "invalid",
+        ),
+        (
+            group.id,
+            None,
+            serde_json::json!({"text": "x"}),
+            400,
+            "invalid",
+        ),
+    ];
+    for (conv, key, json, want, code) in bad {
+        let (status, body) = post(&app, &token, conv, key, json).await;
+        refused(status, &body, want, code);
+    }
     let (status, body) = get(
         &app,
         &token,
         &format!("/api/v1/conversations/{}/messages", other.id),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
-    );
+    refused(status, &body, 403, "forbidden");
 
     // Reading the log: everything after a seq, in pages.
     let (status, page) = get(
@@ -273,11 +256,7 @@ async fn a_bot_posts_through_the_api_and_people_see_it_live() {
         serde_json::json!({"body": "still here?"}),
     )
     .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("unauthorized")),
-        "{body}"
-    );
+    refused(status, &body, 401, "unauthorized");
     assert_eq!(app.store().count_messages(group.id).await.unwrap(), before);
     let (ok, _, stderr) = bot_command(&app, &["revoke", "nobody"]).await;
     assert!(!ok && stderr.contains("no bot"), "{stderr}");
@@ -300,11 +279,7 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
             &[("conv", &conv), ("name", "ci-bot")],
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
-    );
+    refused(status, &body, 403, "forbidden");
     let (status, body) = app
         .post(
             "/api/create_webhook",
@@ -312,11 +287,7 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
             &[("conv", &conv), ("name", "alice")],
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("conflict")),
-        "{body}"
-    );
+    refused(status, &body, 409, "conflict");
 
     let mut a = app.connect(&alice).await;
     let (status, made) = app
