@@ -76,6 +76,37 @@ pub struct RegisterError {
     pub message: String,
 }
 
+impl RegisterError {
+    /// POSTs the registration form to `url`; a response with a success status, or why not.
+    /// 429 (a hashing queue full) and 5xx are worth another try; other refusals are ours.
+    pub async fn post_form(
+        http: &reqwest::Client,
+        url: String,
+        username: &str,
+        password: &str,
+    ) -> Result<reqwest::Response, RegisterError> {
+        let res = http
+            .post(url)
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .map_err(|e| RegisterError {
+                retry: true,
+                message: e.to_string(),
+            })?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(res);
+        }
+        let retry = status.as_u16() == 429 || status.is_server_error();
+        let body = res.text().await.unwrap_or_default();
+        Err(RegisterError {
+            retry,
+            message: format!("{status}: {body}"),
+        })
+    }
+}
+
 impl Kind {
     pub async fn register(
         self,

@@ -31,25 +31,8 @@ pub async fn register(
     username: &str,
     password: &str,
 ) -> Result<Account, RegisterError> {
-    let res = http
-        .post(format!("{base}/api/register"))
-        .form(&[("username", username), ("password", password)])
-        .send()
-        .await
-        .map_err(|e| RegisterError {
-            retry: true,
-            message: e.to_string(),
-        })?;
-    let status = res.status();
-    if !status.is_success() {
-        // 429 (hashing queue full) and 5xx are worth another try; 4xx otherwise are our fault.
-        let retry = status.as_u16() == 429 || status.is_server_error();
-        let body = res.text().await.unwrap_or_default();
-        return Err(RegisterError {
-            retry,
-            message: format!("{status}: {body}"),
-        });
-    }
+    let res =
+        RegisterError::post_form(http, format!("{base}/api/register"), username, password).await?;
     let cookie = res
         .cookies()
         .find(|c| c.name() == "tidings_session")
