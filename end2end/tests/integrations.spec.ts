@@ -3,9 +3,7 @@
 import { test, expect } from "@playwright/test";
 import { createGroup, expectMessage, openConversation, registerUser, uniqueName } from "./helpers";
 
-// FIXME (issue 11): fails: after "Webhooks" is clicked the form is not found within the test
-// timeout; the Rust tests cover the webhook and bot API, this UI path is not yet verified.
-test.fixme("a webhook made in Group info posts as a bot, live, until revoked", async ({ browser }) => {
+test("a webhook made in Group info posts as a bot, live, until revoked", async ({ browser }) => {
   const alice = await registerUser(browser, uniqueName("alice"));
   const bob = await registerUser(browser, uniqueName("bob"));
   const group = uniqueName("builds");
