@@ -1,7 +1,7 @@
 // Issue 11: an incoming webhook made from the UI posts as its bot, which both people see live
 // and marked as a bot; a wrong or revoked URL is refused with 404 and shows nothing. A bot made
 // with `tidings bot create` and added to a group like a person posts through `/api/v1`; both
-// people see it live, once per Idempotency-Key.
+// people see it live, once per Idempotency-Key; before it joins it gets 403, once revoked 401.
 import { test, expect } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -117,7 +117,19 @@ test("a bot posts through the HTTP API and two browsers see the message live", a
     await expect(bubble.locator(".sender")).toHaveText(botName);
     await expect(bubble.locator(".bot-badge")).toHaveText("bot");
   }
+  // What is stored, as the bot reads it: each message once, nothing from before it joined.
+  const log = await request.get(`${api}?after_seq=0&limit=100`, { headers: auth });
+  expect(log.status()).toBe(200);
+  const bodies = ((await log.json()).messages as { body: string }[]).map((m) => m.body);
+  expect(bodies).toEqual(["deploy 42 finished", "deploy 43 started"]);
   await expect(bob.page.getByRole("log")).not.toContainText("too early");
+
+  // `tidings bot revoke NAME`: the token is refused (401) and nothing more is shown.
+  execFileSync(bin!, ["bot", "revoke", botName, "--database-url", database!], { stdio: "ignore" });
+  const revoked = await post("after revoke", randomUUID());
+  expect(revoked.status()).toBe(401);
+  await expect(delivered(alice.page)).toHaveCount(2);
+  await expect(bob.page.getByRole("log")).not.toContainText("after revoke");
   expect(alice.errors).toEqual([]);
   expect(bob.errors).toEqual([]);
   for (const u of [alice, bob]) await u.context.close();
