@@ -86,9 +86,9 @@ export async function createGroup(page: Page, title: string, members: string[]):
   await expect(paneTitle(page)).toHaveText(title);
 }
 
-/** The open conversation's title (the pane's heading). */
+/** The open conversation's title (the pane's heading, the screen's top-level one). */
 export function paneTitle(page: Page): Locator {
-  return page.getByRole("main").getByRole("heading", { level: 2 }).first();
+  return page.getByRole("main").getByRole("heading", { level: 1 }).first();
 }
 
 /** Opens a conversation from the list (waiting for it to appear there). */

@@ -51,6 +51,11 @@ test("a phone at 360 × 640: from login to sending in a group, with a back contr
   await expect(list).toBeHidden();
   const back = alice.page.getByRole("link", { name: "Back to conversations" });
   await expect(back).toBeVisible();
+  // Each screen has one top-level heading: here the conversation's title, in view.
+  const topHeading = alice.page.getByRole("heading", { level: 1 });
+  await expect(topHeading).toHaveCount(1);
+  await expect(topHeading).toHaveText(group);
+  await expect(topHeading).toBeInViewport();
   await send(alice.page, "sent from a phone");
   await expectMessage(alice.page, "sent from a phone");
   await openConversation(bob.page, group);
@@ -71,6 +76,8 @@ test("a phone at 360 × 640: from login to sending in a group, with a back contr
   await expect(list).toBeVisible();
   await expect(paneTitle(alice.page)).toBeHidden();
   await expect(conversationLink(alice.page, group)).toBeVisible();
+  await expect(topHeading).toHaveCount(1);
+  await expect(topHeading).toHaveText("Tidings");
 
   for (const u of [alice, bob]) {
     expect(u.errors).toEqual([]);
@@ -87,6 +94,11 @@ test("a desktop at 200 % zoom gets the two-screen layout with a usable list", as
   const page = zoomed.page;
   const list = page.getByRole("navigation", { name: "Conversations" });
   await expect(conversationLink(page, other.name)).toBeVisible();
+  // A message just sent is "now" in the list (its exact time is the tooltip).
+  const time = conversationLink(page, other.name).locator(".conv-time");
+  await expect(time).toHaveText("now");
+  await expect(time).toBeVisible();
+  await expect(time).toHaveAttribute("title", /\d{1,2}:\d{2}/);
   // Most of the screen is for the list, not for controls above it.
   expect((await list.boundingBox())!.height).toBeGreaterThan(200);
   await conversationLink(page, other.name).click();

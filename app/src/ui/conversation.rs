@@ -131,8 +131,10 @@ pub fn ConversationPane() -> impl IntoView {
                     </span>
                 </Show>
             </a>
+            // The screen's top-level heading: on a phone the list (and its "Tidings") is another
+            // screen, so without it the conversation screen would have no heading of level 1.
             <div class="pane-title">
-                <h2 id="pane-title">{title}</h2>
+                <h1 id="pane-title">{title}</h1>
                 <p class="subtitle">{subtitle}</p>
             </div>
             {move || {

@@ -45,13 +45,19 @@ pub fn Webhooks(#[prop(into)] conv: Signal<ConvId>) -> impl IntoView {
             }
         });
     };
-    // Another group: start closed, with nothing of the last one's.
-    Effect::new(move |_| {
-        conv.track();
-        open.set(false);
-        fresh.set(None);
-        error.set(None);
-        list.set(Vec::new());
+    // Another group: start closed, with nothing of the last one's. Only a group different from
+    // the one seen before counts. The memo is read here, not just tracked: a memo is computed
+    // lazily, and its first computation counts as a change to whatever tracks it — that was
+    // the first click on "Webhooks" (`load` reads it), so the section closed itself at once.
+    Effect::new(move |seen: Option<ConvId>| {
+        let now = conv.get();
+        if seen.is_some_and(|seen| seen != now) {
+            open.set(false);
+            fresh.set(None);
+            error.set(None);
+            list.set(Vec::new());
+        }
+        now
     });
     let toggle = move |_| {
         let opening = !open.get_untracked();
