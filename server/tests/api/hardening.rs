@@ -892,3 +892,206 @@ async fn pages_load_whole_whichever_thread_finishes_them() {
         LOADS - whole
     );
 }
+
+/// The `set-cookie` value that sets the session cookie, if the reply has one.
+fn session_set_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tidings_session="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn cross_site_requests_to_the_cookie_api_are_refused_with_403() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let own = format!("http://{}", app.addr);
+    let evil = "https://evil.example";
+    let group = [("title", "Plans"), ("members", "bob")];
+    let refused: [&[(&str, &str)]; 5] = [
+        &[("sec-fetch-site", "cross-site"), ("origin", evil)],
+        &[("sec-fetch-site", "cross-site")],
+        &[("origin", evil)],
+        &[("origin", "null")],
+        // Another subdomain or port of the same site is not this server either.
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:1"),
+        ],
+    ];
+    for headers in refused {
+        let (status, body, _) = app
+            .post_with("/api/create_group", Some(&alice.cookie), &group, headers)
+            .await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (403, json!("forbidden")),
+            "{headers:?}: {body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cross-site") && message.contains("Origin"),
+            "{message}"
+        );
+    }
+    // The no-JS login form posted from another site gets the same answer, not a redirect, and
+    // no cookie (login CSRF).
+    let (status, body, headers) = app
+        .post_with(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "correct horse battery")],
+            &[
+                ("accept", "text/html"),
+                ("sec-fetch-site", "cross-site"),
+                ("origin", evil),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    assert_eq!(session_set_cookie(&headers), None);
+    // Uploads are cookie-authenticated too.
+    let res = app
+        .http
+        .post(app.url("/api/attachments?name=a.txt"))
+        .header("cookie", &alice.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Nothing was created.
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list, json!([]));
+
+    // The app's own pages, a typed-in request, and clients that send neither header go through.
+    let allowed: [&[(&str, &str)]; 4] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", &own)],
+        &[("sec-fetch-site", "same-origin")],
+        &[("sec-fetch-site", "none")],
+        &[],
+    ];
+    for (n, headers) in allowed.into_iter().enumerate() {
+        let title = format!("Plans {n}");
+        let (status, body, _) = app
+            .post_with(
+                "/api/create_group",
+                Some(&alice.cookie),
+                &[("title", &title), ("members", "bob")],
+                headers,
+            )
+            .await;
+        assert_eq!(status, 200, "{headers:?}: {body}");
+    }
+    // Bearer-token and webhook routes are not the cookie API: a cross-site request gets their
+    // own answers (no token: 401; no such hook: 404), not this refusal.
+    let res = app
+        .http
+        .get(app.url("/api/v1/conversations"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .post(app.url("/hooks/0123456789abcdef0123456789abcdef"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", evil)
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn cross_site_origins_listed_in_allowed_origins_are_let_through() {
+    let app = spawn_app_with(|c| c.allowed_origins = vec!["http://localhost:8080".into()]).await;
+    let alice = app.register("alice").await;
+    let (status, body, _) = app
+        .post_with(
+            "/api/me",
+            Some(&alice.cookie),
+            &[],
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "http://localhost:8080"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["username"].clone()),
+        (200, json!("alice")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn html_pages_carry_security_headers_and_a_csp_with_their_scripts_nonce() {
+    let app = spawn_app().await;
+    let mut nonces = Vec::new();
+    for path in ["/login", "/login", "/no-such-page"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert!([200, 404].contains(&res.status().as_u16()), "{path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        let csp = header("content-security-policy");
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "'wasm-unsafe-eval'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src "))
+            .unwrap_or_else(|| panic!("no script-src in {csp}"));
+        let nonce = script_src
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no nonce in {script_src}"))
+            .to_owned();
+        assert!(nonce.len() >= 16, "{nonce}");
+        let body = res.text().await.unwrap();
+        let scripts: Vec<&str> = body.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{path} has scripts to hydrate");
+        for script in scripts {
+            let tag = &script[..script.find('>').unwrap_or(script.len())];
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: <script{tag}> lacks the header's nonce {nonce}"
+            );
+        }
+        nonces.push(nonce);
+    }
+    assert!(
+        nonces[0] != nonces[1] && nonces[1] != nonces[2],
+        "a fresh nonce per page"
+    );
+    // Every other answer says nosniff too.
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+}
