@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Seconds a session lasts: the session cookie's lifetime. A session in use is extended
+    /// (sliding expiry) once less than half of this is left, so only unused sessions expire.
+    #[arg(long, env = "TIDINGS_SESSION_TTL_SECS", default_value_t = 30.0 * 24.0 * 3600.0)]
+    pub session_ttl_secs: f64,
+
     /// Failed logins per account (and per address ×5) per 5 minutes before logins are refused.
     #[arg(long, env = "TIDINGS_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
@@ -162,6 +167,10 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.session_ttl_secs.max(1.0))
     }
 
     pub fn header_timeout(&self) -> Duration {

@@ -1095,3 +1095,61 @@ async fn html_pages_carry_security_headers_and_a_csp_with_their_scripts_nonce() 
     let res = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test]
+async fn a_session_in_use_slides_and_an_unused_one_expires() {
+    const TTL: f64 = 3.0;
+    let app = spawn_app_with(|c| c.session_ttl_secs = TTL).await;
+    // The session from signing up is left unused; the one from logging in is used. (Password
+    // hashing is slow in a debug build: the first may be old already, never younger.)
+    let idle = app.register("alice").await.cookie;
+    let (status, _, headers) = app
+        .post_with(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "correct horse battery")],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let used = session_set_cookie(&headers).unwrap();
+    assert!(
+        used.contains("Max-Age=3;") || used.ends_with("Max-Age=3"),
+        "{used}"
+    );
+    let used = used.split(';').next().unwrap().to_owned();
+
+    let start = std::time::Instant::now();
+    let (mut requests, mut renewals) = (0, 0);
+    while start.elapsed() < Duration::from_secs_f64(TTL * 2.0) {
+        let (status, body, headers) = app.post_with("/api/me", Some(&used), &[], &[]).await;
+        assert_eq!(
+            (status, body["username"].clone()),
+            (200, json!("alice")),
+            "after {:?}",
+            start.elapsed()
+        );
+        requests += 1;
+        if let Some(cookie) = session_set_cookie(&headers) {
+            assert!(
+                cookie.starts_with(&format!("{used}; ")),
+                "the same token: {cookie}"
+            );
+            assert!(cookie.contains("Max-Age=3"), "{cookie}");
+            renewals += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // It outlived its first expiry, renewed now and then, not on every request.
+    assert!(
+        renewals >= 2 && renewals * 3 < requests,
+        "{renewals} renewals in {requests} requests"
+    );
+    let (_, me) = app.post("/api/me", Some(&used), &[]).await;
+    assert_eq!(me["username"], json!("alice"));
+    // The unused one expired on time, and using it now does not bring it back.
+    let (_, me) = app.post("/api/me", Some(&idle), &[]).await;
+    assert_eq!(me, json!(null));
+    let (status, body) = app.post("/api/conversations", Some(&idle), &[]).await;
+    assert_eq!(status, 401, "{body}");
+}
