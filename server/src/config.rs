@@ -94,6 +94,12 @@ pub struct Config {
     )]
     pub log: String,
 
+    /// How log lines are written (to stdout): `text` for people, `json` for log collectors
+    /// (one JSON object per line: `timestamp`, `level`, `target`, `fields` with the message and
+    /// its key-value pairs, and `span`/`spans` when inside one).
+    #[arg(long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// When a message counts as stored (SQLite): `full` syncs every commit to disk before the
     /// ack (survives power loss; one sync per group-committed batch), `normal` syncs only at
     /// checkpoints (survives the process being killed, not an OS crash). MySQL/MariaDB: set by
@@ -158,6 +164,15 @@ pub struct Config {
     /// nothing is stored. Each upload under way holds at most this much in memory.
     #[arg(long, env = "TIDINGS_MAX_UPLOAD_BYTES", default_value_t = app::model::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
+}
+
+/// The shape of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Config {

@@ -1153,3 +1153,61 @@ async fn a_session_in_use_slides_and_an_unused_one_expires() {
     let (status, body) = app.post("/api/conversations", Some(&idle), &[]).await;
     assert_eq!(status, 401, "{body}");
 }
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--help")
+        .output()
+        .expect("tidings --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--log-format")
+            && help.contains("TIDINGS_LOG_FORMAT")
+            && help.contains("json"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("tidings.db").display());
+    let addr = free_addr();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args([
+            "--addr",
+            &addr.to_string(),
+            "--database-url",
+            &db_url,
+            "--log",
+            "info",
+        ])
+        .env("TIDINGS_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tidings");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("listening") {
+                return line;
+            }
+        }
+        panic!("tidings ended without saying it listens");
+    })
+    .await
+    .expect("a log line within 10 s");
+    let _ = child.kill().await;
+    let log: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(log["level"], json!("INFO"), "{log}");
+    assert!(log["timestamp"].is_string(), "{log}");
+    assert_eq!(log["fields"]["addr"], json!(addr.to_string()), "{log}");
+    assert!(
+        log["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("listening"),
+        "{log}"
+    );
+}
