@@ -511,10 +511,15 @@ pub mod ssr {
         fn allow_registration(&self, _peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
             Ok(())
         }
-        /// The user a session token belongs to, or `Unauthorized`.
+        /// The user a session token belongs to, or `Unauthorized`. A session in use is kept
+        /// alive: the server may extend it and re-issue the cookie ([`set_session_cookie`]).
         async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError>;
         /// Extra attributes for the session cookie (e.g. "; Secure").
         fn cookie_attributes(&self) -> &str;
+        /// The session cookie's `Max-Age` in seconds: a session's lifetime.
+        fn session_max_age(&self) -> u64 {
+            30 * 24 * 3600
+        }
         async fn conversations(&self, me: &UserRef) -> Result<Vec<Conversation>, ApiError>;
         async fn open_direct(
             &self,
@@ -666,11 +671,11 @@ pub mod ssr {
     }
 
     pub fn set_session_cookie(token: &str) {
-        let attrs = backend()
-            .map(|b| b.cookie_attributes().to_owned())
-            .unwrap_or_default();
+        let (attrs, max_age) = backend()
+            .map(|b| (b.cookie_attributes().to_owned(), b.session_max_age()))
+            .unwrap_or_else(|_| (String::new(), 30 * 24 * 3600));
         set_cookie(&format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{attrs}"
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{attrs}"
         ));
     }
 

@@ -216,6 +216,12 @@ impl From<Entry> for ServerFrame {
 }
 
 impl ClientFrame {
+    /// Reads one client text frame: what the server runs on every frame a WebSocket receives
+    /// (and what `fuzz/` feeds arbitrary bytes to).
+    pub fn decode(text: &str) -> Result<ClientFrame, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("protocol frames always serialize")
     }

@@ -19,9 +19,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How long a session lasts without logging in again.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
 /// Hashes a password with argon2id and a random salt, as a PHC string (`$argon2id$v=19$…`).
 /// Slow on purpose: run it on a [`HashPool`].
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {

@@ -2,7 +2,7 @@
 //! the bus (which reaches the hubs of every node). The server functions in `app::api` parse input and find the session; this module
 //! checks what the user may do, changes the store, and tells the affected connections.
 
-use crate::auth::{self, SESSION_TTL};
+use crate::auth;
 use crate::bus::{Sessions, UserNote};
 use crate::hub::session_key;
 use crate::store::{GroupRefusal, Removed, Requested, Role, StoreError};
@@ -38,7 +38,8 @@ impl From<auth::Busy> for ApiError {
 }
 
 impl AppState {
-    /// The user behind a session token, or `Unauthorized`.
+    /// The user behind a session token, or `Unauthorized`. Does not extend the session (the
+    /// WebSocket and uploads use it: they cannot re-issue the cookie).
     pub async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {
         self.store
             .session_user(&auth::token_hash(token))
@@ -46,10 +47,28 @@ impl AppState {
             .ok_or_else(ApiError::unauthorized)
     }
 
+    /// As [`AppState::authenticate`], and keeps a session in use alive (sliding expiry): once
+    /// less than half of its lifetime is left, its expiry moves to a full lifetime from now.
+    /// That is one database write per half lifetime per session, not one per request. True when
+    /// it moved: the caller re-issues the cookie with a fresh `Max-Age`.
+    pub async fn authenticate_sliding(&self, token: &str) -> Result<(UserRef, bool), ApiError> {
+        let hash = auth::token_hash(token);
+        let (user, expires_at) = self
+            .store
+            .session(&hash)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let ttl = self.config.session_ttl().as_millis() as i64;
+        let now = crate::store::now_ms();
+        let extended =
+            expires_at - now < ttl / 2 && self.store.extend_session(&hash, now + ttl).await?;
+        Ok((user, extended))
+    }
+
     async fn new_session(&self, user: UserId) -> Result<String, ApiError> {
         let token = auth::new_token();
         self.store
-            .create_session(user, &auth::token_hash(&token), SESSION_TTL)
+            .create_session(user, &auth::token_hash(&token), self.config.session_ttl())
             .await?;
         Ok(token)
     }
@@ -290,7 +309,15 @@ impl Backend for AppState {
     }
 
     async fn authenticate(&self, token: &str) -> Result<UserRef, ApiError> {
-        AppState::authenticate(self, token).await
+        let (user, extended) = self.authenticate_sliding(token).await?;
+        if extended {
+            app::api::ssr::set_session_cookie(token);
+        }
+        Ok(user)
+    }
+
+    fn session_max_age(&self) -> u64 {
+        self.config.session_ttl().as_secs().max(1)
     }
 
     fn cookie_attributes(&self) -> &str {

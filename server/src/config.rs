@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Seconds a session lasts: the session cookie's lifetime. A session in use is extended
+    /// (sliding expiry) once less than half of this is left, so only unused sessions expire.
+    #[arg(long, env = "TIDINGS_SESSION_TTL_SECS", default_value_t = 30.0 * 24.0 * 3600.0)]
+    pub session_ttl_secs: f64,
+
     /// Failed logins per account (and per address ×5) per 5 minutes before logins are refused.
     #[arg(long, env = "TIDINGS_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
@@ -88,6 +93,12 @@ pub struct Config {
         default_value = "info,sqlx=warn,tower_http=info"
     )]
     pub log: String,
+
+    /// How log lines are written (to stdout): `text` for people, `json` for log collectors
+    /// (one JSON object per line: `timestamp`, `level`, `target`, `fields` with the message and
+    /// its key-value pairs, and `span`/`spans` when inside one).
+    #[arg(long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// When a message counts as stored (SQLite): `full` syncs every commit to disk before the
     /// ack (survives power loss; one sync per group-committed batch), `normal` syncs only at
@@ -155,6 +166,15 @@ pub struct Config {
     pub max_upload_bytes: u64,
 }
 
+/// The shape of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 impl Config {
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs_f64(self.ping_interval_secs.max(0.05))
@@ -162,6 +182,10 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.session_ttl_secs.max(1.0))
     }
 
     pub fn header_timeout(&self) -> Duration {

@@ -15,6 +15,7 @@
 //! - [`limits`]  rate limits per user, connection and address
 //! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
 //! - [`http`]    health and metrics
+//! - [`protect`] cross-site refusal and the security headers (CSP with the page's nonce)
 //! - [`site`]    the static site: embedded in the binary, or a folder
 //! - [`lockout`] closes the connections of accounts an operator disabled
 //! - [`relay`]   the integration event stream: outbox to Redis Stream
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod listen;
 pub mod lockout;
 pub mod presence;
+pub mod protect;
 pub mod relay;
 pub mod site;
 pub mod sniff;
@@ -321,11 +323,19 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(backend.clone()),
+            move || {
+                provide_context(backend.clone());
+                protect::provide_page_policy();
+            },
             move || app::shell(options.clone()),
         )
         .fallback(site::fallback)
         .layer(axum::middleware::from_fn(http::api_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<[String]>::from(state.config.allowed_origins.clone()),
+            protect::refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn(protect::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             Arc::<[std::net::IpAddr]>::from(state.config.trusted_proxies.clone()),
             listen::client_addr,

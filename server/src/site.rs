@@ -54,7 +54,12 @@ pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
         }
     }
     let uri = req.uri().clone();
-    leptos_axum::file_and_error_handler::<AppState, _>(app::shell)(uri, State(state), req).await
+    // The not-found page is rendered by Leptos too: it gets the page policy with its nonce.
+    leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        crate::protect::provide_page_policy,
+        app::shell,
+    )(uri, State(state), req)
+    .await
 }
 
 /// The `Content-Type` of a site file, by extension.

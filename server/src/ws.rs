@@ -20,7 +20,7 @@ use app::model::{Body, ClientId, ConvId, Emoji, Entry, ParseError, Seq, UserRef}
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use std::collections::VecDeque;
@@ -103,7 +103,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &state.config.allowed_origins) {
+    // Browsers always send `Origin` on WebSocket handshakes: it must be this server or an
+    // `--allowed-origins` entry (see `protect`).
+    if !crate::protect::origin_allowed(&headers, &state.config.allowed_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
     let Some(token) = session_token_from_headers(&headers) else {
@@ -143,22 +145,6 @@ pub async fn upgrade(
         // block: a wrapper would keep its own copy of the captured state and socket beside the
         // one moved into `Connection` (about 0.7 KiB more per connection, for its whole life).
         .on_upgrade(move |socket| Connection::new(state, user, session, socket).run())
-}
-
-/// Browsers always send `Origin` on WebSocket requests; it must name this server (same host) or
-/// one of the configured extra origins. Non-browser clients send none and are let through: they
-/// still need the cookie, which a cross-site page cannot attach to its own requests anyway.
-fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    origin_host.eq_ignore_ascii_case(host)
-        || extra.iter().any(|o| o.trim_end_matches('/') == origin)
 }
 
 /// The conversations a connection still has to replay for `sync`, in order, each with the last
@@ -414,7 +400,7 @@ impl Connection {
                 ),
             );
         }
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
+        let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(e) => {
                 return self.refuse(

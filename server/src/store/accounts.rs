@@ -82,18 +82,44 @@ impl Store {
     }
 
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<UserRef>> {
+        Ok(self.session(token_hash).await?.map(|(user, _)| user))
+    }
+
+    /// The user behind a live session, and when the session expires (ms since the epoch).
+    pub async fn session(&self, token_hash: &str) -> Result<Option<(UserRef, i64)>> {
         let row = sqlx::query(
-            "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.username, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| UserRef {
-            id: UserId(r.get("id")),
-            username: r.get("username"),
+        Ok(row.map(|r| {
+            (
+                UserRef {
+                    id: UserId(r.get("id")),
+                    username: r.get("username"),
+                },
+                r.get("expires_at"),
+            )
         }))
+    }
+
+    /// Moves a live session's expiry forward to `expires_at` (never back; an expired or ended
+    /// session stays ended). Whether it moved.
+    pub async fn extend_session(&self, token_hash: &str, expires_at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET expires_at = ? WHERE token_hash = ? AND expires_at > ? \
+             AND expires_at < ?",
+        )
+        .bind(expires_at)
+        .bind(token_hash)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Replaces `user`'s password hash and ends every other session of theirs, in one

@@ -892,3 +892,322 @@ async fn pages_load_whole_whichever_thread_finishes_them() {
         LOADS - whole
     );
 }
+
+/// The `set-cookie` value that sets the session cookie, if the reply has one.
+fn session_set_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tidings_session="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn cross_site_requests_to_the_cookie_api_are_refused_with_403() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let own = format!("http://{}", app.addr);
+    let evil = "https://evil.example";
+    let group = [("title", "Plans"), ("members", "bob")];
+    let refused: [&[(&str, &str)]; 5] = [
+        &[("sec-fetch-site", "cross-site"), ("origin", evil)],
+        &[("sec-fetch-site", "cross-site")],
+        &[("origin", evil)],
+        &[("origin", "null")],
+        // Another subdomain or port of the same site is not this server either.
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:1"),
+        ],
+    ];
+    for headers in refused {
+        let (status, body, _) = app
+            .post_with("/api/create_group", Some(&alice.cookie), &group, headers)
+            .await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (403, json!("forbidden")),
+            "{headers:?}: {body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cross-site") && message.contains("Origin"),
+            "{message}"
+        );
+    }
+    // The no-JS login form posted from another site gets the same answer, not a redirect, and
+    // no cookie (login CSRF).
+    let (status, body, headers) = app
+        .post_with(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "correct horse battery")],
+            &[
+                ("accept", "text/html"),
+                ("sec-fetch-site", "cross-site"),
+                ("origin", evil),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    assert_eq!(session_set_cookie(&headers), None);
+    // Uploads are cookie-authenticated too.
+    let res = app
+        .http
+        .post(app.url("/api/attachments?name=a.txt"))
+        .header("cookie", &alice.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Nothing was created.
+    let (_, list) = app
+        .post("/api/conversations", Some(&alice.cookie), &[])
+        .await;
+    assert_eq!(list, json!([]));
+
+    // The app's own pages, a typed-in request, and clients that send neither header go through.
+    let allowed: [&[(&str, &str)]; 4] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", &own)],
+        &[("sec-fetch-site", "same-origin")],
+        &[("sec-fetch-site", "none")],
+        &[],
+    ];
+    for (n, headers) in allowed.into_iter().enumerate() {
+        let title = format!("Plans {n}");
+        let (status, body, _) = app
+            .post_with(
+                "/api/create_group",
+                Some(&alice.cookie),
+                &[("title", &title), ("members", "bob")],
+                headers,
+            )
+            .await;
+        assert_eq!(status, 200, "{headers:?}: {body}");
+    }
+    // Bearer-token and webhook routes are not the cookie API: a cross-site request gets their
+    // own answers (no token: 401; no such hook: 404), not this refusal.
+    let res = app
+        .http
+        .get(app.url("/api/v1/conversations"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .post(app.url("/hooks/0123456789abcdef0123456789abcdef"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", evil)
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn cross_site_origins_listed_in_allowed_origins_are_let_through() {
+    let app = spawn_app_with(|c| c.allowed_origins = vec!["http://localhost:8080".into()]).await;
+    let alice = app.register("alice").await;
+    let (status, body, _) = app
+        .post_with(
+            "/api/me",
+            Some(&alice.cookie),
+            &[],
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "http://localhost:8080"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["username"].clone()),
+        (200, json!("alice")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn html_pages_carry_security_headers_and_a_csp_with_their_scripts_nonce() {
+    let app = spawn_app().await;
+    let mut nonces = Vec::new();
+    for path in ["/login", "/login", "/no-such-page"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert!([200, 404].contains(&res.status().as_u16()), "{path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        let csp = header("content-security-policy");
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "'wasm-unsafe-eval'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src "))
+            .unwrap_or_else(|| panic!("no script-src in {csp}"));
+        let nonce = script_src
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no nonce in {script_src}"))
+            .to_owned();
+        assert!(nonce.len() >= 16, "{nonce}");
+        let body = res.text().await.unwrap();
+        let scripts: Vec<&str> = body.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{path} has scripts to hydrate");
+        for script in scripts {
+            let tag = &script[..script.find('>').unwrap_or(script.len())];
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: <script{tag}> lacks the header's nonce {nonce}"
+            );
+        }
+        nonces.push(nonce);
+    }
+    assert!(
+        nonces[0] != nonces[1] && nonces[1] != nonces[2],
+        "a fresh nonce per page"
+    );
+    // Every other answer says nosniff too.
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn a_session_in_use_slides_and_an_unused_one_expires() {
+    const TTL: f64 = 3.0;
+    let app = spawn_app_with(|c| c.session_ttl_secs = TTL).await;
+    // The session from signing up is left unused; the one from logging in is used. (Password
+    // hashing is slow in a debug build: the first may be old already, never younger.)
+    let idle = app.register("alice").await.cookie;
+    let (status, _, headers) = app
+        .post_with(
+            "/api/login",
+            None,
+            &[("username", "alice"), ("password", "correct horse battery")],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let used = session_set_cookie(&headers).unwrap();
+    assert!(
+        used.contains("Max-Age=3;") || used.ends_with("Max-Age=3"),
+        "{used}"
+    );
+    let used = used.split(';').next().unwrap().to_owned();
+
+    let start = std::time::Instant::now();
+    let (mut requests, mut renewals) = (0, 0);
+    while start.elapsed() < Duration::from_secs_f64(TTL * 2.0) {
+        let (status, body, headers) = app.post_with("/api/me", Some(&used), &[], &[]).await;
+        assert_eq!(
+            (status, body["username"].clone()),
+            (200, json!("alice")),
+            "after {:?}",
+            start.elapsed()
+        );
+        requests += 1;
+        if let Some(cookie) = session_set_cookie(&headers) {
+            assert!(
+                cookie.starts_with(&format!("{used}; ")),
+                "the same token: {cookie}"
+            );
+            assert!(cookie.contains("Max-Age=3"), "{cookie}");
+            renewals += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // It outlived its first expiry, renewed now and then, not on every request.
+    assert!(
+        renewals >= 2 && renewals * 3 < requests,
+        "{renewals} renewals in {requests} requests"
+    );
+    let (_, me) = app.post("/api/me", Some(&used), &[]).await;
+    assert_eq!(me["username"], json!("alice"));
+    // The unused one expired on time, and using it now does not bring it back.
+    let (_, me) = app.post("/api/me", Some(&idle), &[]).await;
+    assert_eq!(me, json!(null));
+    let (status, body) = app.post("/api/conversations", Some(&idle), &[]).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--help")
+        .output()
+        .expect("tidings --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--log-format")
+            && help.contains("TIDINGS_LOG_FORMAT")
+            && help.contains("json"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("tidings.db").display());
+    let addr = free_addr();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args([
+            "--addr",
+            &addr.to_string(),
+            "--database-url",
+            &db_url,
+            "--log",
+            "info",
+        ])
+        .env("TIDINGS_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tidings");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("listening") {
+                return line;
+            }
+        }
+        panic!("tidings ended without saying it listens");
+    })
+    .await
+    .expect("a log line within 10 s");
+    let _ = child.kill().await;
+    let log: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(log["level"], json!("INFO"), "{log}");
+    assert!(log["timestamp"].is_string(), "{log}");
+    assert_eq!(log["fields"]["addr"], json!(addr.to_string()), "{log}");
+    assert!(
+        log["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("listening"),
+        "{log}"
+    );
+}

@@ -127,6 +127,33 @@ impl TestApp {
         )
     }
 
+    /// POSTs a form with extra request headers; the status, the JSON reply and the reply's
+    /// headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.post(self.url(path)).form(form);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let reply_headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            reply_headers,
+        )
+    }
+
     /// Registers `name` (made unique per test run is not needed: every app has a fresh database).
     pub async fn register(&self, name: &str) -> TestUser {
         let res = self
