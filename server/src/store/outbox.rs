@@ -25,21 +25,27 @@ use std::collections::{BTreeMap, HashMap};
 /// Conversations resolved per statement when events are read.
 const CONV_CHUNK: usize = 100;
 
-/// SQLite writer thread: the outbox rows of the batch just inserted into `messages`, in one
-/// statement. The batch's rows are exactly those with `id >= first_id` (the writer counts ids
-/// up from the largest under the write lock), and they get consecutive outbox ids and
-/// positions in the same order.
+/// SQLite writer thread: the outbox rows of the batch just inserted into `messages`. The batch's
+/// rows are exactly those with `id >= first_id` (the writer counts ids up from the largest under
+/// the write lock), and they get consecutive outbox ids and positions in the same order.
+///
+/// Two statements, not one `INSERT … SELECT` that also reads `MAX(id)` of `outbox`: a statement
+/// that inserts into the table it reads makes SQLite stage the rows in a temporary b-tree first,
+/// and the derived table was materialized in another — two temporary tables built and freed per
+/// batch, ~34,000 instructions per commit under callgrind, a seventh of the server's total.
 pub(crate) fn record_appended(
     tx: &rusqlite::Transaction<'_>,
     first_id: i64,
 ) -> rusqlite::Result<()> {
+    let base: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
     tx.prepare_cached(
         "INSERT INTO outbox (id, pos, conv_id, seq, created_at) \
-         SELECT b.base + m.id - ?1 + 1, b.base + m.id - ?1 + 1, m.conv_id, m.seq, m.created_at \
-         FROM messages m, (SELECT COALESCE(MAX(id), 0) AS base FROM outbox) b \
-         WHERE m.id >= ?1 ORDER BY m.id",
+         SELECT ?2 + m.id - ?1 + 1, ?2 + m.id - ?1 + 1, m.conv_id, m.seq, m.created_at \
+         FROM messages m WHERE m.id >= ?1 ORDER BY m.id",
     )?
-    .execute([first_id])?;
+    .execute([first_id, base])?;
     Ok(())
 }
 
