@@ -2,6 +2,7 @@
 //! [`Server::start`]. Read the modules in the order a message travels:
 //!
 //! - [`config`]  flags and environment
+//! - [`state`]   what every handler shares ([`AppState`])
 //! - [`ws`]      one WebSocket connection: reads frames, writes frames, heartbeat, replay
 //! - [`commit`]  the write path: group commit, then hand over to fan-out
 //! - [`fanout`]  acks and fan-out of committed messages, parallel across conversations
@@ -45,8 +46,11 @@ pub mod protect;
 pub mod relay;
 pub mod site;
 pub mod sniff;
+pub mod state;
 pub mod store;
 pub mod stream;
+
+pub use state::AppState;
 pub mod ws;
 
 use crate::auth::{HashPool, LoginLimiter};
@@ -67,36 +71,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Everything a request handler may need. Cheap to clone (handles only).
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub committer: Committer,
-    pub bus: Bus,
-    pub presence: Arc<presence::Presence>,
-    /// This node's name (logs, health, the bus).
-    pub node_id: Arc<str>,
-    /// Where argon2 runs: a few threads behind a bounded queue.
-    pub hashes: HashPool,
-    pub account_limiter: Arc<LoginLimiter>,
-    pub peer_limiter: Arc<LoginLimiter>,
-    /// Rate limits (sends, connects, sign-ups, bad frames) and their refusal counts.
-    pub limits: Arc<limits::Limits>,
-    /// What is still open (connections, WebSocket tasks): shutdown waits for it.
-    pub open: listen::Tracker,
-    /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".
-    pub shutdown: CancellationToken,
-    pub leptos_options: LeptosOptions,
-}
-
-impl axum::extract::FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
-    }
-}
 
 /// A running server: its address, and the means to stop it.
 pub struct Server {
