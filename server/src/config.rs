@@ -58,6 +58,14 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_MAX_BATCH", default_value_t = 256)]
     pub max_batch: usize,
 
+    /// Group commit window, in microseconds: while sends keep arriving, the committer waits up
+    /// to this long after a batch's first message for more to join it, so that a stream of sends
+    /// costs one commit (and one disk sync) per window instead of one per message. A lone send
+    /// after a quiet spell is committed at once. Default: 1000 where every commit is synced to
+    /// disk (SQLite with `--durability full`, MySQL/MariaDB), 0 with `--durability normal`.
+    #[arg(long, env = "TIDINGS_COMMIT_DELAY_US")]
+    pub commit_delay_us: Option<u64>,
+
     /// Mark the session cookie `Secure` (set this when serving over HTTPS).
     #[arg(long, env = "TIDINGS_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,

@@ -133,7 +133,12 @@ impl Server {
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let fanout = Fanout::spawn(bus.clone(), cores);
-        let committer = Committer::spawn(store.clone(), fanout, config.max_batch);
+        let default_delay_us = if store.syncs_every_commit() { 1000 } else { 0 };
+        let batching = commit::Batching {
+            max_batch: config.max_batch,
+            delay: Duration::from_micros(config.commit_delay_us.unwrap_or(default_delay_us)),
+        };
+        let committer = Committer::spawn(store.clone(), fanout, batching);
         if let Bus::Redis(_) = &bus {
             tokio::spawn(presence::run_heartbeat(
                 presence.clone(),

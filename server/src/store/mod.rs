@@ -246,6 +246,13 @@ impl Store {
         self.writer.as_ref().map(|w| w.durability)
     }
 
+    /// Whether each commit waits for a disk sync: SQLite under `full`, and MySQL/MariaDB (whose
+    /// default `innodb_flush_log_at_trx_commit = 1` syncs every commit). This is what makes a
+    /// commit expensive enough that waiting a little to commit more at once pays.
+    pub fn syncs_every_commit(&self) -> bool {
+        self.durability() != Some(Durability::Normal)
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock up front, so two writers
     /// queue on the busy timeout instead of failing when a read lock cannot be upgraded. On MySQL
     /// row locks (the conversation's, taken by the seq update) do the serializing.
