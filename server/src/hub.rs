@@ -354,10 +354,15 @@ impl Hub {
     pub fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
         let payload: Utf8Bytes = frame.to_json().into();
         let inner = self.lock();
-        for conn in inner.conns.get(&user).into_iter().flatten() {
+        let conns = inner
+            .conns
+            .get(&user)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for conn in conns {
             conn.push(payload.clone());
-            self.metrics.frames_queued.inc();
         }
+        self.metrics.frames_queued.inc_by(conns.len() as u64);
     }
 
     /// `user` joined `conv`: if they are connected here, messages in it now reach them.
