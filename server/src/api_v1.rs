@@ -226,7 +226,7 @@ pub(crate) async fn submit(
 ) -> Result<Json<Message>, V1Error> {
     // The same allowance as the sender's WebSocket sends, on this node.
     if state.limits.sender(sender.id).check().is_err() {
-        crate::limits::Refusals::count(&state.limits.refusals.sends);
+        state.metrics.refused(crate::metrics::Limit::Send);
         return Err(ApiError::new(
             ApiErrorCode::RateLimited,
             "sending too fast: retry in a moment with the same Idempotency-Key",

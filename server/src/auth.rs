@@ -1,5 +1,5 @@
-//! Accounts and sessions: argon2 password hashes, random session tokens stored only as hashes,
-//! and a small limiter against password guessing.
+//! Accounts and sessions: argon2 password hashes and random session tokens stored only as
+//! hashes. (How often a password may be tried is a limit like the others: see `limits`.)
 //!
 //! Argon2 is slow and memory-hard on purpose (about 19 MiB and tens of milliseconds per hash), so
 //! it is also the cheapest way for a stranger to exhaust a server: a burst of sign-ups or logins
@@ -14,9 +14,7 @@ use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Hashes a password with argon2id and a random salt, as a PHC string (`$argon2id$v=19$…`).
@@ -160,50 +158,10 @@ impl HashPool {
     }
 }
 
-/// Counts failed logins per key (an account, an address) in a fixed window.
-pub struct LoginLimiter {
-    max_failures: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        LoginLimiter {
-            max_failures,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// True while `key` has used up its failures for the current window.
-    pub fn is_blocked(&self, key: &str) -> bool {
-        let map = self.failures.lock().expect("limiter lock");
-        map.get(key)
-            .is_some_and(|(n, since)| *n >= self.max_failures && since.elapsed() < self.window)
-    }
-
-    pub fn record_failure(&self, key: &str) {
-        let mut map = self.failures.lock().expect("limiter lock");
-        // Keep the map bounded: drop expired windows once it grows.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < self.window);
-        }
-        let entry = map.entry(key.to_owned()).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    pub fn clear(&self, key: &str) {
-        self.failures.lock().expect("limiter lock").remove(key);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn passwords_verify_only_against_their_hash() {
@@ -277,17 +235,5 @@ mod tests {
         busy.await.unwrap().unwrap();
         assert_eq!(waiting.await.unwrap().unwrap(), 2);
         assert_eq!(pool.run(|| 4).await.unwrap(), 4);
-    }
-
-    #[test]
-    fn limiter_blocks_after_max_failures() {
-        let l = LoginLimiter::new(2, Duration::from_secs(60));
-        assert!(!l.is_blocked("bob"));
-        l.record_failure("bob");
-        l.record_failure("bob");
-        assert!(l.is_blocked("bob"));
-        assert!(!l.is_blocked("ann"));
-        l.clear("bob");
-        assert!(!l.is_blocked("bob"));
     }
 }

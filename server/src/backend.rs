@@ -5,6 +5,7 @@
 use crate::auth;
 use crate::bus::{Sessions, UserNote};
 use crate::hub::session_key;
+use crate::metrics::{Limit, Query};
 use crate::store::{GroupRefusal, Removed, Requested, Role, StoreError};
 use crate::AppState;
 use app::api::ssr::Backend;
@@ -195,13 +196,10 @@ impl Backend for AppState {
         password: &str,
         peer: &str,
     ) -> Result<(UserRef, String), ApiError> {
-        let account_key = format!("user:{}", username.trim().to_ascii_lowercase());
-        let peer_key = format!("peer:{peer}");
-        if self.account_limiter.is_blocked(&account_key) || self.peer_limiter.is_blocked(&peer_key)
-        {
+        if !self.limits.allow_login(username, peer) {
             return Err(ApiError::new(
                 ApiErrorCode::RateLimited,
-                "too many failed logins; wait a few minutes and try again",
+                "too many logins; wait a few minutes and try again",
             ));
         }
         let found = self.store.user_with_hash(username).await?;
@@ -220,18 +218,13 @@ impl Backend for AppState {
                         "this account is disabled; ask the operator of this server",
                     ));
                 }
-                self.account_limiter.clear(&account_key);
                 let token = self.new_session(user.id).await?;
                 Ok((user, token))
             }
-            _ => {
-                self.account_limiter.record_failure(&account_key);
-                self.peer_limiter.record_failure(&peer_key);
-                Err(ApiError::new(
-                    ApiErrorCode::BadCredentials,
-                    "wrong username or password",
-                ))
-            }
+            _ => Err(ApiError::new(
+                ApiErrorCode::BadCredentials,
+                "wrong username or password",
+            )),
         }
     }
 
@@ -264,8 +257,8 @@ impl Backend for AppState {
         current: &str,
         new: Password,
     ) -> Result<(), ApiError> {
-        let account_key = format!("user:{}", me.username);
-        if self.account_limiter.is_blocked(&account_key) {
+        if !self.limits.allow_password_check(&me.username) {
+            self.metrics.refused(Limit::Login);
             return Err(ApiError::new(
                 ApiErrorCode::RateLimited,
                 "too many wrong passwords; wait a few minutes and try again",
@@ -282,7 +275,6 @@ impl Backend for AppState {
             .run(move || auth::verify_password(&current, stored.as_deref()))
             .await?;
         if !ok {
-            self.account_limiter.record_failure(&account_key);
             return Err(ApiError::new(
                 ApiErrorCode::BadCredentials,
                 "the current password is wrong",
@@ -493,7 +485,10 @@ impl Backend for AppState {
         limit: u32,
     ) -> Result<HistoryPage, ApiError> {
         self.require_member(me, conv).await?;
-        Ok(self.store.history(me.id, conv, before_seq, limit).await?)
+        let started = std::time::Instant::now();
+        let page = self.store.history(me.id, conv, before_seq, limit).await;
+        self.metrics.query_took(Query::History, started);
+        Ok(page?)
     }
 
     async fn search(
@@ -510,10 +505,10 @@ impl Backend for AppState {
         let query = query
             .searchable(self.store.min_search_word())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
-        Ok(self
-            .store
-            .search(me.id, &query, conv, before, limit)
-            .await?)
+        let started = std::time::Instant::now();
+        let page = self.store.search(me.id, &query, conv, before, limit).await;
+        self.metrics.query_took(Query::Search, started);
+        Ok(page?)
     }
 
     // ----- contacts and user search ------------------------------------------------------------

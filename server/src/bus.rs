@@ -12,7 +12,8 @@
 
 pub use crate::hub::Sessions;
 use crate::hub::{Hub, Skip};
-use crate::presence::{Presence, PresenceNote};
+use crate::metrics::Metrics;
+use crate::presence::{Announcement, Presence, PresenceNote};
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
@@ -76,6 +77,8 @@ pub struct RedisBus {
     subs: mpsc::UnboundedSender<SubChange>,
     /// Whether the subscriber is connected (for /healthz).
     pub up: AtomicBool,
+    /// Where reconnects are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Bus {
@@ -131,6 +134,16 @@ impl Bus {
         }
     }
 
+    /// Publishes what presence asked to announce: its note to the other nodes, and its frame
+    /// to the people in its conversations (on every node, never to the user themself).
+    pub fn announce(&self, announcement: Announcement) {
+        let frame = announcement.frame();
+        for conv in &announcement.convs {
+            self.publish_skipping(*conv, &frame, Skip::User(announcement.user));
+        }
+        self.presence(announcement.note);
+    }
+
     /// Tells the other nodes about this node's users (nothing to tell on a single node).
     pub fn presence(&self, note: PresenceNote) {
         if let Bus::Redis(bus) = self {
@@ -179,17 +192,22 @@ fn apply(hub: &Hub, user: UserId, note: &UserNote) {
 }
 
 impl RedisBus {
-    /// Connects to Redis and starts the publisher and the subscriber. `changes` is the receiving
-    /// end of the hub's signals, `subs` its sending end (for barriers).
+    /// Connects to Redis and starts the publisher and the subscriber. `signals` is the channel
+    /// the hub reports on: its sending end (`subs`, for barriers) and its receiving end
+    /// (`changes`, for the subscriber).
     pub async fn connect(
         url: &str,
         prefix: &str,
         node_id: &str,
         hub: Arc<Hub>,
         presence: Arc<Presence>,
-        changes: mpsc::UnboundedReceiver<SubChange>,
-        subs: mpsc::UnboundedSender<SubChange>,
+        metrics: Arc<Metrics>,
+        signals: (
+            mpsc::UnboundedSender<SubChange>,
+            mpsc::UnboundedReceiver<SubChange>,
+        ),
     ) -> anyhow::Result<Arc<RedisBus>> {
+        let (subs, changes) = signals;
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -208,8 +226,9 @@ impl RedisBus {
             outbound,
             subs,
             up: AtomicBool::new(false),
+            metrics: metrics.clone(),
         });
-        tokio::spawn(publisher(connection, queued));
+        tokio::spawn(publisher(connection, queued, metrics));
         tokio::spawn(subscriber(client, bus.clone(), changes));
         Ok(bus)
     }
@@ -301,6 +320,7 @@ const PUBLISH_BATCH: usize = 256;
 async fn publisher(
     mut connection: redis::aio::ConnectionManager,
     mut queued: mpsc::Receiver<(String, String)>,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
@@ -308,7 +328,13 @@ async fn publisher(
         for (channel, envelope) in batch.drain(..) {
             pipe.cmd("PUBLISH").arg(channel).arg(envelope).ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut connection).await {
+        let started = std::time::Instant::now();
+        let published = pipe.query_async::<()>(&mut connection).await;
+        metrics
+            .redis_publish_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = published {
+            metrics.redis_publish_failures.inc();
             // Local members already have these; remote ones catch up after their resync.
             tracing::warn!(error = %e, "publishing to Redis failed; other nodes will resync");
         }
@@ -359,6 +385,7 @@ async fn subscriber(
             // Whatever was published while we were away is in the database: make every local
             // client catch up from there.
             tracing::info!("reconnected to Redis; asking local clients to resync");
+            bus.metrics.redis_reconnects.inc();
             bus.hub.resync_all();
         }
         first = false;

@@ -20,13 +20,13 @@
 
 use crate::fanout::{Committed, Fanout, Outcome};
 use crate::hub::Conn;
+use crate::metrics::{Metrics, Query};
 use crate::store::{Appended, NewEntry, Refusal, Store};
 use app::protocol::{ErrorCode, ServerFrame};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// How the committer forms batches.
 #[derive(Clone, Copy, Debug)]
@@ -50,20 +50,12 @@ struct Pending {
     reply_to: Conn,
 }
 
-#[derive(Default, Debug)]
-pub struct CommitStats {
-    pub stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub batches: AtomicU64,
-    pub failed_batches: AtomicU64,
-    /// True while a batch is being stored and handed over (set once per batch).
-    pub committing: AtomicBool,
-}
-
 #[derive(Clone)]
 pub struct Committer {
     queue: mpsc::Sender<Pending>,
-    pub stats: Arc<CommitStats>,
+    /// True while a batch is being stored and handed over (set once per batch), for shutdown.
+    /// What was stored is counted in [`Metrics`].
+    committing: Arc<AtomicBool>,
 }
 
 /// The committer has stopped (the server is shutting down).
@@ -73,21 +65,33 @@ pub struct Stopped;
 
 impl Committer {
     /// Starts the commit task. It ends when every `Committer` clone has been dropped.
-    pub fn spawn(store: Store, fanout: Fanout, batching: Batching) -> Committer {
+    pub fn spawn(
+        store: Store,
+        fanout: Fanout,
+        batching: Batching,
+        metrics: Arc<Metrics>,
+    ) -> Committer {
         let batching = Batching {
             max_batch: batching.max_batch.max(1),
             ..batching
         };
         let (queue, rx) = mpsc::channel(batching.max_batch * 4);
-        let stats = Arc::new(CommitStats::default());
-        tokio::spawn(run(rx, store, fanout, batching, stats.clone()));
-        Committer { queue, stats }
+        let committing = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(
+            rx,
+            store,
+            fanout,
+            batching,
+            committing.clone(),
+            metrics,
+        ));
+        Committer { queue, committing }
     }
 
     /// True when nothing waits to be committed and no batch is under way (for shutdown).
     pub fn is_idle(&self) -> bool {
         self.queue.capacity() == self.queue.max_capacity()
-            && !self.stats.committing.load(Ordering::Acquire)
+            && !self.committing.load(Ordering::Acquire)
     }
 
     /// Queues a validated message. Waits only when the queue is full, which slows down the
@@ -105,21 +109,23 @@ async fn run(
     store: Store,
     fanout: Fanout,
     batching: Batching,
-    stats: Arc<CommitStats>,
+    committing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) {
     let Batching { max_batch, delay } = batching;
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
-    // When the previous batch was taken; long ago at first, so the first send commits at once.
+    // When the previous batch was taken; none at first, so the first send commits at once.
     let mut last_taken: Option<Instant> = None;
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         // Set before the window: the entries already taken are in flight.
-        stats.committing.store(true, Ordering::Release);
+        committing.store(true, Ordering::Release);
         let taken = Instant::now();
         let streaming = last_taken.is_some_and(|t| taken - t < delay * Batching::BUSY_WINDOWS);
         last_taken = Some(taken);
         if streaming && !delay.is_zero() {
             fill_until(&mut rx, &mut batch, max_batch, taken + delay).await;
         }
+        let started = Instant::now();
         // The messages move into the store (its SQLite writer runs on another thread); the
         // senders and client ids stay here to answer them.
         let (messages, senders): (Vec<NewEntry>, Vec<(Conn, String)>) = batch
@@ -129,22 +135,26 @@ async fn run(
                 (p.message, (p.reply_to, client_id))
             })
             .unzip();
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        match store.append(messages).await {
+        metrics.commit_batches.inc();
+        metrics.commit_batch_size.observe(messages.len() as f64);
+        let appended = store.append(messages).await;
+        metrics.query_took(Query::Append, started);
+        match appended {
             Ok(results) => {
                 let committed: Vec<Committed> = senders
                     .into_iter()
                     .zip(results)
-                    .filter_map(|(sender, result)| settle(&stats, sender, result))
+                    .filter_map(|(sender, result)| settle(&metrics, sender, result))
                     .collect();
                 fanout.hand_over(committed).await;
             }
             Err(e) => {
                 // Nothing of this batch was stored. The senders' clients keep the messages in
                 // their outboxes and re-send them with the same client_id.
-                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                metrics.commit_failures.inc();
                 tracing::error!(error = %e, count = senders.len(), "storing messages failed");
                 for (reply_to, client_id) in senders {
+                    metrics.error_sent(ErrorCode::Internal);
                     reply_to.push_frame(&ServerFrame::error(
                         ErrorCode::Internal,
                         "the message could not be stored; retry",
@@ -153,12 +163,13 @@ async fn run(
                 }
             }
         }
-        stats.committing.store(false, Ordering::Release);
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        committing.store(false, Ordering::Release);
     }
 }
 
-/// Counts the outcome; refusals are answered here (they have nothing to order), stored and
-/// duplicate messages go on to fan-out.
 /// Adds what arrives before `deadline` to `batch`, up to `max_batch` entries.
 async fn fill_until(
     rx: &mut mpsc::Receiver<Pending>,
@@ -166,6 +177,7 @@ async fn fill_until(
     max_batch: usize,
     deadline: Instant,
 ) {
+    let deadline = tokio::time::Instant::from_std(deadline);
     while batch.len() < max_batch {
         let room = max_batch - batch.len();
         match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
@@ -175,18 +187,21 @@ async fn fill_until(
     }
 }
 
+/// Counts the outcome; refusals are answered here (they have nothing to order), stored and
+/// duplicate messages go on to fan-out.
 fn settle(
-    stats: &CommitStats,
+    metrics: &Metrics,
     (reply_to, client_id): (Conn, String),
     result: Appended,
 ) -> Option<Committed> {
     let refuse = |code, message: &str| {
+        metrics.error_sent(code);
         reply_to.push_frame(&ServerFrame::error(code, message, Some(client_id.clone())));
         None
     };
     match result {
         Appended::Stored(entry) => {
-            stats.stored.fetch_add(1, Ordering::Relaxed);
+            metrics.messages_stored.inc();
             Some(Committed {
                 sender: reply_to,
                 what: Outcome::Fresh(entry),
@@ -194,7 +209,7 @@ fn settle(
         }
         // Already stored and fanned out once: the sender only needs the original ack again.
         Appended::Duplicate(receipt) => {
-            stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            metrics.duplicate_sends.inc();
             Some(Committed {
                 sender: reply_to,
                 what: Outcome::Repeat(receipt),

@@ -80,7 +80,8 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_SESSION_TTL_SECS", default_value_t = 30.0 * 24.0 * 3600.0)]
     pub session_ttl_secs: f64,
 
-    /// Failed logins per account (and per address ×5) per 5 minutes before logins are refused.
+    /// Login attempts per account (and per address ×5) per 5 minutes before logins are refused;
+    /// right and wrong passwords alike (see `limits::Limits::allow_login`).
     #[arg(long, env = "TIDINGS_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
 

@@ -1,13 +1,12 @@
 //! Operator endpoints: `/healthz` (is this process alive, and a report), `/readyz` (can it
-//! serve: database and, in a cluster, Redis reachable) and `/metrics` (Prometheus text format).
-//! Read-only views of the other modules' counters.
+//! serve: database and, in a cluster, Redis reachable) and `/metrics` (Prometheus text format,
+//! encoded by the `metrics` module). Read-only: nothing here counts or formats a metric.
 
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::sync::atomic::Ordering;
 
 /// How long a readiness check waits for the database.
 const DB_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
@@ -57,93 +56,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
-/// `GET /metrics`: counters and gauges in Prometheus' text exposition format.
+/// `GET /metrics`: every metric in Prometheus' text format (see `metrics`); what is open now
+/// is read from the hub at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let (connections, users) = state.hub.counts();
-    let hub = &state.hub.stats;
-    let commit = &state.committer.stats;
-    let rows: [(&str, &str, &str, u64); 9] = [
-        (
-            "tidings_connections",
-            "gauge",
-            "Open WebSocket connections",
-            connections as u64,
-        ),
-        (
-            "tidings_users_online",
-            "gauge",
-            "Users with at least one connection",
-            users as u64,
-        ),
-        (
-            "tidings_connections_opened_total",
-            "counter",
-            "WebSocket connections accepted",
-            hub.connections_opened.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_frames_queued_total",
-            "counter",
-            "Frames queued to connections",
-            hub.frames_queued.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_slow_consumers_total",
-            "counter",
-            "Connections closed for not keeping up",
-            hub.slow_consumers.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_messages_stored_total",
-            "counter",
-            "Messages committed",
-            commit.stored.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_duplicate_sends_total",
-            "counter",
-            "Re-sent messages answered with the original ack",
-            commit.duplicates.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_commit_batches_total",
-            "counter",
-            "Transactions written by the committer",
-            commit.batches.load(Ordering::Relaxed),
-        ),
-        (
-            "tidings_commit_failures_total",
-            "counter",
-            "Batches that failed to commit",
-            commit.failed_batches.load(Ordering::Relaxed),
-        ),
-    ];
-    let refusals = &state.limits.refusals;
-    let refused: [(&str, &std::sync::atomic::AtomicU64); 6] = [
-        ("send", &refusals.sends),
-        ("connect", &refusals.connects),
-        ("connections_per_user", &refusals.connections_per_user),
-        ("connections_per_node", &refusals.connections_per_node),
-        ("registration", &refusals.registrations),
-        ("bad_frames_close", &refusals.bad_frame_closes),
-    ];
-    let mut out = String::with_capacity(2048);
-    out.push_str(
-        "# HELP tidings_rate_limited_total Requests refused by a limit, by limit\n\
-         # TYPE tidings_rate_limited_total counter\n",
-    );
-    for (limit, count) in refused {
-        out.push_str(&format!(
-            "tidings_rate_limited_total{{limit=\"{limit}\"}} {}\n",
-            count.load(Ordering::Relaxed)
-        ));
-    }
-    for (name, kind, help, value) in rows {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let (connections, users_online) = state.hub.counts();
+    let text = state.metrics.render(crate::metrics::Now {
+        connections,
+        users_online,
+    });
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// Server-function errors answer with the status their code names (`invalid` → 400, …).

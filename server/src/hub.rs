@@ -8,6 +8,7 @@
 //! across an `.await`. The hub does not read the database; callers tell it who belongs where.
 
 use crate::bus::{SubChange, Topic};
+use crate::metrics::Metrics;
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
@@ -140,14 +141,6 @@ pub enum Skip {
     Conn(u64),
 }
 
-/// Counters for `/metrics`.
-#[derive(Default, Debug)]
-pub struct HubStats {
-    pub frames_queued: AtomicU64,
-    pub slow_consumers: AtomicU64,
-    pub connections_opened: AtomicU64,
-}
-
 #[derive(Default)]
 struct Inner {
     /// Live connections per user.
@@ -166,22 +159,26 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
-    pub stats: HubStats,
+    /// Where connections opened and frames queued are counted.
+    metrics: Arc<Metrics>,
     /// Where to report which conversations and users have connections here (the Redis bus
     /// subscribes accordingly); `None` on a single node.
     signals: Option<mpsc::UnboundedSender<SubChange>>,
 }
 
 impl Hub {
+    /// A hub with metrics of its own (for tests).
     pub fn new() -> Hub {
         Hub::default()
     }
 
-    /// A hub that reports subscription changes on `signals` (unbounded, but holding at most
-    /// one entry per room or user that changes, never per message).
-    pub fn with_signals(signals: mpsc::UnboundedSender<SubChange>) -> Hub {
+    /// A hub that counts into `metrics` and, in a cluster, reports subscription changes on
+    /// `signals` (unbounded, but holding at most one entry per room or user that changes, never
+    /// per message).
+    pub fn with(metrics: Arc<Metrics>, signals: Option<mpsc::UnboundedSender<SubChange>>) -> Hub {
         Hub {
-            signals: Some(signals),
+            metrics,
+            signals,
             ..Hub::default()
         }
     }
@@ -236,9 +233,7 @@ impl Hub {
             queue,
             closing: Arc::default(),
         };
-        self.stats
-            .connections_opened
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.connections_opened.inc();
         let mut inner = self.lock();
         let list = inner.conns.entry(user).or_default();
         if list.is_empty() {
@@ -352,19 +347,22 @@ impl Hub {
                 }
             }
         }
-        self.stats
-            .frames_queued
-            .fetch_add(queued, Ordering::Relaxed);
+        self.metrics.frames_queued.inc_by(queued);
     }
 
     /// Sends `frame` to every local connection of `user`.
     pub fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
         let payload: Utf8Bytes = frame.to_json().into();
         let inner = self.lock();
-        for conn in inner.conns.get(&user).into_iter().flatten() {
+        let conns = inner
+            .conns
+            .get(&user)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for conn in conns {
             conn.push(payload.clone());
-            self.stats.frames_queued.fetch_add(1, Ordering::Relaxed);
         }
+        self.metrics.frames_queued.inc_by(conns.len() as u64);
     }
 
     /// `user` joined `conv`: if they are connected here, messages in it now reach them.

@@ -15,7 +15,8 @@
 //! - [`auth`]    password hashes, session tokens, login limits
 //! - [`limits`]  rate limits per user, connection and address
 //! - [`listen`]  the front door: accepting, connection cap, header timeout, what is still open
-//! - [`http`]    health and metrics
+//! - [`http`]    health, readiness and the `/metrics` endpoint
+//! - [`metrics`] the Prometheus registry: every metric, recorded into by the modules above
 //! - [`protect`] cross-site refusal and the security headers (CSP with the page's nonce)
 //! - [`site`]    the static site: embedded in the binary, or a folder
 //! - [`lockout`] closes the connections of accounts an operator disabled
@@ -41,6 +42,7 @@ pub mod hub;
 pub mod limits;
 pub mod listen;
 pub mod lockout;
+pub mod metrics;
 pub mod presence;
 pub mod protect;
 pub mod relay;
@@ -53,12 +55,13 @@ pub mod stream;
 pub use state::AppState;
 pub mod ws;
 
-use crate::auth::{HashPool, LoginLimiter};
+use crate::auth::HashPool;
 use crate::bus::{Bus, RedisBus};
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context;
 use app::api::ssr::SharedBackend;
@@ -104,25 +107,27 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("node-{:08x}", rand::random::<u32>()))
             .into();
-        let presence = Arc::new(presence::Presence::new(Duration::from_secs_f64(
-            config.presence_ttl_secs.max(0.3),
-        )));
+        let presence = Arc::new(presence::Presence::new(
+            &node_id,
+            Duration::from_secs_f64(config.presence_ttl_secs.max(0.3)),
+        ));
+        let metrics = Arc::new(Metrics::new());
         let (hub, bus) = match &config.redis_url {
             None => {
-                let hub = Arc::new(Hub::new());
+                let hub = Arc::new(Hub::with(metrics.clone(), None));
                 (hub.clone(), Bus::Local(hub))
             }
             Some(url) => {
                 let (signals, changes) = tokio::sync::mpsc::unbounded_channel();
-                let hub = Arc::new(Hub::with_signals(signals.clone()));
+                let hub = Arc::new(Hub::with(metrics.clone(), Some(signals.clone())));
                 let bus = RedisBus::connect(
                     url,
                     &config.redis_prefix,
                     &node_id,
                     hub.clone(),
                     presence.clone(),
-                    changes,
-                    signals,
+                    metrics.clone(),
+                    (signals, changes),
                 )
                 .await
                 .with_context(|| {
@@ -138,17 +143,16 @@ impl Server {
             max_batch: config.max_batch,
             delay: Duration::from_micros(config.commit_delay_us.unwrap_or(default_delay_us)),
         };
-        let committer = Committer::spawn(store.clone(), fanout, batching);
+        let committer = Committer::spawn(store.clone(), fanout, batching, metrics.clone());
         if let Bus::Redis(_) = &bus {
-            tokio::spawn(presence::run_heartbeat(
+            tokio::spawn(presence_heartbeat(
                 presence.clone(),
                 hub.clone(),
                 bus.clone(),
                 store.clone(),
             ));
         }
-        let window = Duration::from_secs(300);
-        let limits = Arc::new(limits::Limits::new(&config));
+        let limits = Arc::new(limits::Limits::new(&config, metrics.clone()));
         tokio::spawn({
             let limits = Arc::downgrade(&limits);
             async move {
@@ -182,11 +186,7 @@ impl Server {
             limits,
             open: listen::Tracker::default(),
             hashes: HashPool::new(config.hash_threads(), config.hash_queue),
-            account_limiter: Arc::new(LoginLimiter::new(config.login_attempts, window)),
-            peer_limiter: Arc::new(LoginLimiter::new(
-                config.login_attempts.saturating_mul(5),
-                window,
-            )),
+            metrics,
             config: Arc::new(config),
             store,
             hub,
@@ -221,7 +221,7 @@ impl Server {
         let door = listen::Door {
             max_connections: state.config.max_connections,
             header_timeout: state.config.header_timeout(),
-            limits: state.limits.clone(),
+            metrics: state.metrics.clone(),
         };
         let task = tokio::spawn(run(state.clone(), listener, router, door));
         tracing::info!(
@@ -249,6 +249,44 @@ impl Server {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await??;
         Ok(())
+    }
+}
+
+/// In a cluster: repeats this node's list of users every presence heartbeat, and tells local
+/// clients about users whose node stopped vouching for them (it died). Presence keeps the table
+/// and says what to tell; the bus carries it; the store knows where the departed were.
+async fn presence_heartbeat(
+    presence: Arc<presence::Presence>,
+    hub: Arc<Hub>,
+    bus: Bus,
+    store: Store,
+) {
+    let mut tick = tokio::time::interval(presence.heartbeat() / 2);
+    let mut beat = false;
+    loop {
+        tick.tick().await;
+        beat = !beat;
+        if beat {
+            bus.presence(presence.full_list(hub.local_users()));
+        }
+        for user in presence.sweep(&hub) {
+            // Only this node's clients need telling here: every node sweeps for its own.
+            let frame = app::protocol::ServerFrame::Presence {
+                user,
+                online: false,
+            };
+            match store.conversation_ids(user).await {
+                Ok(convs) => {
+                    let payload = frame.to_json();
+                    for conv in convs {
+                        hub.publish_payload(conv, payload.as_str().into(), hub::Skip::User(user));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up a departed user's conversations")
+                }
+            }
+        }
     }
 }
 

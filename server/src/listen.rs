@@ -7,7 +7,7 @@
 //! connection once it is upgraded, so the process could exit before its WebSockets had sent
 //! their 1001 close. The loop below is the same hyper-util builder axum uses, plus those three.
 
-use crate::limits::{Limits, Refusals};
+use crate::metrics::{Limit, Metrics};
 use app::api::ssr::ClientAddr;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -104,8 +104,8 @@ impl AsyncWrite for Counted {
 pub struct Door {
     pub max_connections: usize,
     pub header_timeout: Duration,
-    /// Where refusals at the cap are counted (for `/metrics`).
-    pub limits: Arc<Limits>,
+    /// Where refusals at the cap are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Accepts and serves until `shutdown` is cancelled; then stops accepting and asks every open
@@ -140,7 +140,7 @@ pub async fn serve(
         };
         let Ok(place) = places.clone().try_acquire_owned() else {
             // At the cap: close it now rather than leave it waiting in the kernel's backlog.
-            Refusals::count(&door.limits.refusals.connections_per_node);
+            door.metrics.refused(Limit::ConnectionsPerNode);
             drop(tcp);
             continue;
         };

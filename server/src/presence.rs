@@ -4,19 +4,20 @@
 //! users the other nodes have, fed by the bus: a node announces a user the moment their first
 //! connection arrives there or their last one leaves, and repeats its full list every third of
 //! the TTL (`--presence-ttl-secs`, 30 s). An entry not refreshed within the TTL is dropped, so a
-//! killed node's users go offline within that time. Transitions are published on the user's conversation channels, so
-//! everyone who shares a conversation with them hears it, on whichever node they are.
+//! killed node's users go offline within that time. Transitions are published on the user's
+//! conversation channels, so everyone who shares a conversation with them hears it, on whichever
+//! node they are.
 //!
-//! Owns only that table; it reads the store to find a departed user's conversations.
+//! A plain table: it sends nothing. Its answers say what to announce ([`Announcement`]), and
+//! the caller hands them to the bus, which publishes them; so the bus may know presence (it
+//! feeds the table what other nodes say) without presence knowing the bus.
 
-use crate::bus::Bus;
-use crate::hub::{Hub, Skip};
-use crate::store::Store;
+use crate::hub::Hub;
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What nodes tell each other on the presence channel.
@@ -31,6 +32,8 @@ pub struct PresenceNote {
 }
 
 pub struct Presence {
+    /// This node's name, as its notes carry it.
+    node: String,
     /// How long another node's word about a user holds without being repeated.
     ttl: Duration,
     /// Other nodes' users: user → node → when that node last vouched for them.
@@ -38,8 +41,9 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(ttl: Duration) -> Presence {
+    pub fn new(node: &str, ttl: Duration) -> Presence {
         Presence {
+            node: node.to_owned(),
             ttl,
             remote: Mutex::default(),
         }
@@ -62,19 +66,49 @@ impl Presence {
             .is_some_and(|nodes| nodes.values().any(|at| at.elapsed() < self.ttl))
     }
 
-    /// `user`'s first connection here has arrived.
-    pub fn arrived(&self, hub: &Hub, bus: &Bus, user: UserId) {
-        bus.presence(PresenceNote::single(bus, user, true));
-        if !self.online_elsewhere(user) {
-            announce(bus, user, &hub.conversations_of(user), true);
+    /// `user`'s first connection here has arrived; they are in `convs`. Other nodes are told
+    /// always; the people in `convs` only if the user was not online elsewhere already.
+    pub fn arrived(&self, user: UserId, convs: Vec<ConvId>) -> Announcement {
+        self.changed(user, convs, true)
+    }
+
+    /// `user`'s last connection here has closed; they were in `convs`. The people in `convs`
+    /// hear it only if the user is not still online elsewhere.
+    pub fn departed(&self, user: UserId, convs: Vec<ConvId>) -> Announcement {
+        self.changed(user, convs, false)
+    }
+
+    fn changed(&self, user: UserId, convs: Vec<ConvId>, online: bool) -> Announcement {
+        let (on, off) = if online {
+            (vec![user], vec![])
+        } else {
+            (vec![], vec![user])
+        };
+        Announcement {
+            note: PresenceNote {
+                node: self.node.clone(),
+                online: on,
+                offline: off,
+                full: false,
+            },
+            user,
+            online,
+            convs: if self.online_elsewhere(user) {
+                Vec::new()
+            } else {
+                convs
+            },
         }
     }
 
-    /// `user`'s last connection here has closed; they were in `convs`.
-    pub fn departed(&self, bus: &Bus, user: UserId, convs: &[ConvId]) {
-        bus.presence(PresenceNote::single(bus, user, false));
-        if !self.online_elsewhere(user) {
-            announce(bus, user, convs, false);
+    /// This node's whole list (`online`: the users connected here), repeated every
+    /// [`Presence::heartbeat`] so that other nodes' entries do not expire.
+    pub fn full_list(&self, online: Vec<UserId>) -> PresenceNote {
+        PresenceNote {
+            node: self.node.clone(),
+            online,
+            offline: vec![],
+            full: true,
         }
     }
 
@@ -121,58 +155,24 @@ impl Presence {
     }
 }
 
-impl PresenceNote {
-    fn single(bus: &Bus, user: UserId, online: bool) -> PresenceNote {
-        PresenceNote {
-            node: bus.node_id().to_owned(),
-            online: if online { vec![user] } else { vec![] },
-            offline: if online { vec![] } else { vec![user] },
-            full: false,
-        }
-    }
+/// What a presence change asks the bus to publish.
+#[derive(Debug)]
+pub struct Announcement {
+    /// For the other nodes' tables.
+    pub note: PresenceNote,
+    pub user: UserId,
+    pub online: bool,
+    /// Where the people to tell are (empty when nobody needs telling): each hears
+    /// [`Announcement::frame`], on every node, and the user themself does not.
+    pub convs: Vec<ConvId>,
 }
 
-/// Tells everyone in `convs` (on every node) that `user` came online or went offline.
-fn announce(bus: &Bus, user: UserId, convs: &[ConvId], online: bool) {
-    let frame = ServerFrame::Presence { user, online };
-    for conv in convs {
-        bus.publish_skipping(*conv, &frame, Skip::User(user));
-    }
-}
-
-/// In a cluster: repeats this node's list every heartbeat, and tells local clients about users
-/// whose node stopped vouching for them (it died).
-pub async fn run_heartbeat(presence: Arc<Presence>, hub: Arc<Hub>, bus: Bus, store: Store) {
-    let mut tick = tokio::time::interval(presence.heartbeat() / 2);
-    let mut beat = false;
-    loop {
-        tick.tick().await;
-        beat = !beat;
-        if beat {
-            bus.presence(PresenceNote {
-                node: bus.node_id().to_owned(),
-                online: hub.local_users(),
-                offline: vec![],
-                full: true,
-            });
-        }
-        for user in presence.sweep(&hub) {
-            // Only this node's clients need telling here: every node sweeps for its own.
-            let frame = ServerFrame::Presence {
-                user,
-                online: false,
-            };
-            match store.conversation_ids(user).await {
-                Ok(convs) => {
-                    let payload = frame.to_json();
-                    for conv in convs {
-                        hub.publish_payload(conv, payload.as_str().into(), Skip::User(user));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look up a departed user's conversations")
-                }
-            }
+impl Announcement {
+    /// The frame the people in [`Announcement::convs`] get.
+    pub fn frame(&self) -> ServerFrame {
+        ServerFrame::Presence {
+            user: self.user,
+            online: self.online,
         }
     }
 }
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn other_nodes_vouch_until_they_say_otherwise_or_fall_silent() {
         let hub = Hub::new();
-        let p = Presence::new(Duration::from_secs(30));
+        let p = Presence::new("here", Duration::from_secs(30));
         let note = |node: &str, online: Vec<i64>, offline: Vec<i64>, full| PresenceNote {
             node: node.into(),
             online: online.into_iter().map(UserId).collect(),
@@ -199,5 +199,32 @@ mod tests {
         p.heard(note("b", vec![], vec![2], false));
         assert!(p.is_online(&hub, UserId(2)), "still on a");
         assert!(p.sweep(&hub).is_empty(), "nothing expired yet");
+    }
+
+    #[test]
+    fn an_arrival_is_announced_to_peers_only_if_new_to_the_cluster() {
+        let p = Presence::new("here", Duration::from_secs(30));
+        let first = p.arrived(UserId(1), vec![ConvId(10), ConvId(11)]);
+        assert_eq!(first.note.node, "here");
+        assert_eq!(first.note.online, vec![UserId(1)]);
+        assert!(first.note.offline.is_empty() && !first.note.full);
+        assert_eq!(first.convs, vec![ConvId(10), ConvId(11)]);
+        assert_eq!(
+            first.frame(),
+            ServerFrame::Presence {
+                user: UserId(1),
+                online: true
+            }
+        );
+        // Another node vouches for user 1: leaving here is news for the other nodes only.
+        p.heard(PresenceNote {
+            node: "there".into(),
+            online: vec![UserId(1)],
+            offline: vec![],
+            full: false,
+        });
+        let left = p.departed(UserId(1), vec![ConvId(10)]);
+        assert_eq!(left.note.offline, vec![UserId(1)]);
+        assert!(left.convs.is_empty(), "still online there");
     }
 }

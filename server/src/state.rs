@@ -3,11 +3,12 @@
 //!
 //! Owns no behaviour: each field's module says what it does.
 
-use crate::auth::{HashPool, LoginLimiter};
+use crate::auth::HashPool;
 use crate::bus::Bus;
 use crate::commit::Committer;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{limits, listen, presence};
 use leptos::prelude::LeptosOptions;
@@ -27,10 +28,10 @@ pub struct AppState {
     pub node_id: Arc<str>,
     /// Where argon2 runs: a few threads behind a bounded queue.
     pub hashes: HashPool,
-    pub account_limiter: Arc<LoginLimiter>,
-    pub peer_limiter: Arc<LoginLimiter>,
-    /// Rate limits (sends, connects, sign-ups, bad frames) and their refusal counts.
+    /// Rate limits (sends, connects, sign-ups, logins, bad frames).
     pub limits: Arc<limits::Limits>,
+    /// The Prometheus registry and every metric (`/metrics`).
+    pub metrics: Arc<Metrics>,
     /// What is still open (connections, WebSocket tasks): shutdown waits for it.
     pub open: listen::Tracker,
     /// Cancelled when the server shuts down; open WebSockets close with 1001 "going away".

@@ -12,7 +12,8 @@
 //! little, and tungstenite grows a buffer only while a big frame needs it.
 
 use crate::hub::{session_key, CloseReason, Conn};
-use crate::limits::{Limiter, Refusals};
+use crate::limits::Limiter;
+use crate::metrics::{Limit, Query};
 use crate::store::{NewEntry, Op};
 use crate::AppState;
 use app::api::ssr::session_token_from_headers;
@@ -123,7 +124,7 @@ pub async fn upgrade(
     // Limits per user, checked before the upgrade so a refused client costs no socket task.
     let open = state.hub.connections_of(user.id);
     if open >= state.config.max_connections_per_user {
-        Refusals::count(&state.limits.refusals.connections_per_user);
+        state.metrics.refused(Limit::ConnectionsPerUser);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many connections: you have {open} open; close a tab or wait\n"),
@@ -216,17 +217,12 @@ impl Connection {
         );
         let end = self.serve(&conn, &mut queue).await;
         if let Some(convs) = self.state.hub.disconnect(&conn) {
-            self.state
-                .presence
-                .departed(&self.state.bus, self.user.id, &convs);
+            let departure = self.state.presence.departed(self.user.id, convs);
+            self.state.bus.announce(departure);
         }
         if let End::Close(close) = end {
             if close == Close::SlowConsumer {
-                self.state
-                    .hub
-                    .stats
-                    .slow_consumers
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.state.metrics.slow_consumers.inc();
                 tracing::info!(user = %self.user.username, "closed a slow consumer");
             }
             let frame = CloseFrame {
@@ -293,9 +289,9 @@ impl Connection {
         // client can read history, or a message published meanwhile by another node is missed.
         self.state.bus.settled().await;
         if arrived {
-            self.state
-                .presence
-                .arrived(&self.state.hub, &self.state.bus, self.user.id);
+            let convs = self.state.hub.conversations_of(self.user.id);
+            let arrival = self.state.presence.arrived(self.user.id, convs);
+            self.state.bus.announce(arrival);
         }
         // Hello, then who of the people this user shares a conversation with is online.
         let mut hello = vec![ServerFrame::Hello {
@@ -401,7 +397,10 @@ impl Connection {
             );
         }
         let frame = match ClientFrame::decode(text) {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                self.state.metrics.frame_in(&frame);
+                frame
+            }
             Err(e) => {
                 return self.refuse(
                     conn,
@@ -547,13 +546,16 @@ impl Connection {
     /// more refused frames than the configured rate: a client stuck in a loop of bad frames, or
     /// probing, should not cost the server work forever.
     fn refuse(&mut self, conn: &Conn, error: ServerFrame) -> Result<(), End> {
+        if let ServerFrame::Error { code, .. } = &error {
+            self.state.metrics.error_sent(*code);
+        }
         conn.push_frame(&error);
         let limits = &self.state.limits;
         let allowance = self
             .bad_frames
             .get_or_insert_with(|| Box::new(limits.bad_frames()));
         if allowance.check().is_err() {
-            Refusals::count(&limits.refusals.bad_frame_closes);
+            self.state.metrics.refused(Limit::BadFramesClose);
             return Err(End::Close(Close::TooManyRefusals));
         }
         Ok(())
@@ -580,7 +582,8 @@ impl Connection {
         // One atomic update of the user's allowance; a refused change is not stored, and the
         // client keeps it to re-send (same client_id) a moment later.
         if self.sends.check().is_err() {
-            Refusals::count(&self.state.limits.refusals.sends);
+            self.state.metrics.refused(Limit::Send);
+            self.state.metrics.error_sent(ErrorCode::RateLimited);
             conn.push_frame(&ServerFrame::error(
                 ErrorCode::RateLimited,
                 "sending too fast: wait a moment and re-send",
@@ -613,7 +616,10 @@ impl Connection {
         let Some((conv, after)) = self.replay.0.front().copied() else {
             return Ok(());
         };
-        let page = match self.state.store.after(conv, after, REPLAY_PAGE).await {
+        let started = std::time::Instant::now();
+        let page = self.state.store.after(conv, after, REPLAY_PAGE).await;
+        self.state.metrics.query_took(Query::Replay, started);
+        let page = match page {
             Ok(page) => page,
             Err(e) => {
                 tracing::error!(error = %e, "replay query failed");

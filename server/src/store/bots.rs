@@ -7,13 +7,49 @@
 //! of the stream; a plain one only those of the bot's conversations.
 //! Tokens arrive here already digested (see `auth::token_hash`).
 
-use super::{now_ms, outbox, Result, Store, StoreError};
+use super::{now_ms, outbox, Result, Store, StoreError, Tx};
 use app::events::AccountChange;
 use app::model::{UserId, UserRef, Username};
 use sqlx::Row;
 
-/// What a bot's `password_hash` holds: not a PHC string, so every password check fails.
-const NO_PASSWORD: &str = "!bot";
+/// What a bot's `password_hash` holds: not a PHC string, so every password check fails. It also
+/// says what made the bot: an operator (`tidings bot create`) or a webhook (see `webhooks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BotKind {
+    Operator,
+    Webhook,
+}
+
+impl BotKind {
+    pub(super) fn no_password(self) -> &'static str {
+        match self {
+            BotKind::Operator => "!bot",
+            BotKind::Webhook => "!webhook",
+        }
+    }
+}
+
+/// Creates bot account `name` of `kind` in `tx`, with its `created` account event; its id.
+/// The name must be free (the caller has looked).
+pub(super) async fn insert_bot(
+    store: &Store,
+    tx: &mut Tx,
+    name: &Username,
+    kind: BotKind,
+) -> Result<UserId> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "INSERT INTO users (username, password_hash, created_at, bot) VALUES (?, ?, ?, 1)",
+    )
+    .bind(name.as_str())
+    .bind(kind.no_password())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let id = UserId(super::inserted_id(store.dialect, tx, &done).await?);
+    outbox::record_account(store.dialect, tx, id, AccountChange::Created, now).await?;
+    Ok(id)
+}
 
 /// Who a bearer token speaks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,26 +77,7 @@ impl Store {
         let id = match existing {
             Some(row) if row.try_get::<i64, _>("bot")? != 0 => row.try_get::<i64, _>("id")?,
             Some(_) => return Err(StoreError::UsernameTaken),
-            None => {
-                let done = sqlx::query(
-                    "INSERT INTO users (username, password_hash, created_at, bot) VALUES (?, ?, ?, 1)",
-                )
-                .bind(name.as_str())
-                .bind(NO_PASSWORD)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let id = super::inserted_id(self.dialect, &mut tx, &done).await?;
-                outbox::record_account(
-                    self.dialect,
-                    &mut tx,
-                    UserId(id),
-                    AccountChange::Created,
-                    now,
-                )
-                .await?;
-                id
-            }
+            None => insert_bot(self, &mut tx, name, BotKind::Operator).await?.0,
         };
         sqlx::query(
             "INSERT INTO api_tokens (token_hash, user_id, admin, created_at) VALUES (?, ?, ?, ?)",

@@ -3,14 +3,14 @@
 //! once, to the member who creates it. Revoking deletes the row: the URL answers 404 after.
 //!
 //! The webhook's bot is an ordinary bot account (see `bots`) that is a member of the
-//! conversation, so its posts obey the same membership, size and rate rules as anyone's.
+//! conversation, so its posts obey the same membership, size and rate rules as anyone's. It
+//! outlives its webhooks: revoking one leaves the bot, its messages and its membership, and a new
+//! webhook of the same conversation may speak as it again.
 
+use super::bots::{insert_bot, BotKind};
 use super::{now_ms, Result, Store, StoreError};
 use app::model::{ConvId, UserId, UserRef, Username, Webhook};
 use sqlx::Row;
-
-/// What a bot made for a webhook keeps as its password hash: no password matches it.
-const NO_PASSWORD: &str = "!webhook";
 
 #[derive(Debug, sqlx::FromRow)]
 struct WebhookRow {
@@ -46,47 +46,37 @@ const SELECT: &str = "SELECT w.id, w.conv_id, w.bot_id, b.username AS bot_name, 
      JOIN users b ON b.id = w.bot_id JOIN users c ON c.id = w.created_by";
 
 impl Store {
-    /// The bot a new webhook of `conv` posts as: a new bot named `name`, or the bot of another
-    /// webhook of the same conversation with that name. Any other existing account's name is
-    /// [`StoreError::UsernameTaken`] (a webhook must not speak as someone else).
+    /// The bot a new webhook of `conv` posts as: a new bot named `name`, or the webhook bot of
+    /// that name that already serves this conversation: one of its webhooks (live or revoked)
+    /// made it a member here, and it is still one. Any other existing account's name is
+    /// [`StoreError::UsernameTaken`]: a person, an operator's bot, or another conversation's
+    /// webhook bot (a webhook must not speak as someone else).
     pub async fn webhook_bot(&self, conv: ConvId, name: &Username) -> Result<UserRef> {
         let mut tx = self.write().await?;
+        // Revoking deletes the webhook's row, so "serves this conversation" cannot be asked of
+        // the webhooks table alone: a bot only a webhook makes (its marker password) that is a
+        // member here was made or joined for one of this conversation's webhooks.
         let existing = sqlx::query(
-            "SELECT u.id, (SELECT COUNT(*) FROM webhooks w WHERE w.bot_id = u.id AND w.conv_id = ?) AS here \
+            "SELECT u.id, \
+             (SELECT COUNT(*) FROM webhooks w WHERE w.bot_id = u.id AND w.conv_id = ?) \
+             + (SELECT COUNT(*) FROM members m WHERE m.user_id = u.id AND m.conv_id = ? \
+                AND u.password_hash = ?) AS here \
              FROM users u WHERE u.username = ?",
         )
         .bind(conv.0)
+        .bind(conv.0)
+        .bind(BotKind::Webhook.no_password())
         .bind(name.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let id = match existing {
-            Some(row) if row.try_get::<i64, _>("here")? > 0 => row.try_get("id")?,
+            Some(row) if row.try_get::<i64, _>("here")? > 0 => UserId(row.try_get("id")?),
             Some(_) => return Err(StoreError::UsernameTaken),
-            None => {
-                let now = now_ms();
-                let done = sqlx::query(
-                    "INSERT INTO users (username, password_hash, created_at, bot) VALUES (?, ?, ?, 1)",
-                )
-                .bind(name.as_str())
-                .bind(NO_PASSWORD)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let id = super::inserted_id(self.dialect, &mut tx, &done).await?;
-                super::outbox::record_account(
-                    self.dialect,
-                    &mut tx,
-                    UserId(id),
-                    app::events::AccountChange::Created,
-                    now,
-                )
-                .await?;
-                id
-            }
+            None => insert_bot(self, &mut tx, name, BotKind::Webhook).await?,
         };
         tx.commit().await?;
         Ok(UserRef {
-            id: UserId(id),
+            id,
             username: name.as_str().to_owned(),
         })
     }

@@ -380,3 +380,55 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
     assert_eq!(res.status(), 404);
     assert_eq!(app.store().count_messages(group.id).await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_revoked_webhooks_bot_name_can_be_used_again_in_its_group_only() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    let group = app.create_group(&alice, "Builds", "bob").await;
+    let other = app.create_group(&alice, "Elsewhere", "bob").await;
+    let (conv, elsewhere) = (group.id.to_string(), other.id.to_string());
+    let create = |conv: String| {
+        let (app, cookie) = (&app, alice.cookie.clone());
+        async move {
+            app.post(
+                "/api/create_webhook",
+                Some(&cookie),
+                &[("conv", conv.as_str()), ("name", "ci-bot")],
+            )
+            .await
+        }
+    };
+    let (status, first) = create(conv.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["webhook"]["id"].as_i64().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            "/api/revoke_webhook",
+            Some(&alice.cookie),
+            &[("conv", &conv), ("id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The group's webhook bot outlives the webhook: a new webhook may speak as it again.
+    let (status, again) = create(conv.clone()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["webhook"]["bot"], first["webhook"]["bot"],
+        "the same bot"
+    );
+    let res = app
+        .http
+        .post(app.url(again["path"].as_str().unwrap()))
+        .json(&serde_json::json!({"text": "back again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Another group's webhook must not speak as it.
+    let (status, body) = create(elsewhere).await;
+    refused(status, &body, 409, "conflict");
+}

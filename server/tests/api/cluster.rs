@@ -294,6 +294,12 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
          {total} messages reached both members on the other node once, in order; {resent} re-sends",
         acked_after_outage - acked_while_down
     );
+    // Both nodes got their subscription back, and say so in /metrics; the publisher timed its
+    // round trips to Redis.
+    for node in &nodes {
+        assert!(node.metric("tidings_redis_reconnects_total").await >= 1);
+        assert!(node.metric("tidings_redis_publish_seconds_count").await >= 1);
+    }
     drop((nodes, redis));
     db.drop_db().await;
 }

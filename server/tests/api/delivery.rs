@@ -7,7 +7,6 @@ use crate::helpers::{
 use app::model::ConvId;
 use app::protocol::{ClientFrame, ServerFrame};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[tokio::test]
@@ -160,10 +159,10 @@ async fn concurrent_senders_get_gap_free_unique_seqs() {
         (2..=401).collect::<Vec<_>>(),
         "after the `created` event"
     );
-    let stats = &app.server.as_ref().unwrap().state.committer.stats;
+    let metrics = &app.server.as_ref().unwrap().state.metrics;
     println!(
         "400 concurrent sends committed in {} transactions",
-        stats.batches.load(Ordering::Relaxed)
+        metrics.commit_batches.get()
     );
 }
 

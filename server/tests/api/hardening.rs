@@ -744,6 +744,107 @@ async fn metrics_count_refusals_by_limit() {
     );
 }
 
+/// The value of the series that `series` (name and labels, as printed) names in `/metrics`.
+fn series(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_frames_errors_commits_queries_and_memory() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    app.register("bob").await;
+    app.register("carol").await;
+    let conv = app.open_direct(&alice, "bob").await.id;
+    let theirs = app
+        .open_direct(&app.register("dave").await, "carol")
+        .await
+        .id;
+    let mut a = app.connect(&alice).await;
+    for n in 0..3 {
+        a.send_message(conv, &format!("m{n}"), "hello").await;
+    }
+    for n in 0..3 {
+        a.expect_ack(&format!("m{n}")).await;
+    }
+    // An unreadable frame, and typing where alice is not a member: two error codes.
+    a.send_text("not a frame").await;
+    a.send(&ClientFrame::Typing { conv: theirs }).await;
+    for want in [ErrorCode::BadFrame, ErrorCode::NotMember] {
+        a.expect(|f| match f {
+            ServerFrame::Error { code, .. } if code == want => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    // A page of history over HTTP: a timed query.
+    let (status, page) = app
+        .post(
+            "/api/history",
+            Some(&alice.cookie),
+            &[("conv", &conv.to_string()), ("limit", "50")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    assert_eq!(series(&text, "tidings_frames_in_total{type=\"send\"}"), 3.0);
+    assert_eq!(
+        series(&text, "tidings_frames_in_total{type=\"typing\"}"),
+        1.0
+    );
+    assert_eq!(series(&text, "tidings_frames_in_total{type=\"edit\"}"), 0.0);
+    assert_eq!(
+        series(&text, "tidings_errors_total{code=\"bad_frame\"}"),
+        1.0
+    );
+    assert_eq!(
+        series(&text, "tidings_errors_total{code=\"not_member\"}"),
+        1.0
+    );
+    assert_eq!(
+        series(&text, "tidings_errors_total{code=\"rate_limited\"}"),
+        0.0
+    );
+    assert_eq!(series(&text, "tidings_messages_stored_total"), 3.0);
+    assert_eq!(series(&text, "tidings_connections"), 1.0);
+    assert_eq!(series(&text, "tidings_connections_opened_total"), 1.0);
+    assert_eq!(series(&text, "tidings_slow_consumers_total"), 0.0);
+    let batches = series(&text, "tidings_commit_batches_total");
+    assert!((1.0..=3.0).contains(&batches), "{batches}");
+    assert_eq!(series(&text, "tidings_commit_batch_size_count"), batches);
+    assert_eq!(series(&text, "tidings_commit_batch_size_sum"), 3.0);
+    assert_eq!(series(&text, "tidings_commit_seconds_count"), batches);
+    assert!(series(&text, "tidings_commit_seconds_sum") > 0.0);
+    assert_eq!(
+        series(&text, "tidings_db_query_seconds_count{query=\"append\"}"),
+        batches
+    );
+    assert_eq!(
+        series(&text, "tidings_db_query_seconds_count{query=\"history\"}"),
+        1.0
+    );
+    assert_eq!(
+        series(&text, "tidings_rate_limited_total{limit=\"login\"}"),
+        0.0
+    );
+    // No Redis here: the series are there, at zero.
+    assert_eq!(series(&text, "tidings_redis_reconnects_total"), 0.0);
+    assert_eq!(series(&text, "tidings_redis_publish_seconds_count"), 0.0);
+    let rss = series(&text, "process_resident_memory_bytes");
+    assert!(rss > 1e6, "a live server holds more than a megabyte: {rss}");
+}
+
 #[tokio::test]
 async fn a_failed_form_login_without_referer_goes_back_to_the_form_with_the_error() {
     let app = spawn_app().await;

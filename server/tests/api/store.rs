@@ -86,6 +86,59 @@ on_both_backends! {
     expired_sessions_stop_working_and_are_deleted => check_expired_sessions,
     every_change_leaves_one_stream_event_in_commit_order => check_outbox,
     search_finds_every_appended_message_through_bulk_indexing => check_search_index,
+    a_webhook_bot_serves_its_conversation_only_and_outlives_its_webhooks => check_webhook_bots,
+}
+
+/// A webhook's bot name: new, or the bot already serving this conversation (even after its
+/// webhook was revoked); never a person, an operator's bot, or another conversation's bot.
+async fn check_webhook_bots(store: Store) {
+    use server::store::StoreError;
+    let a = user(&store, "ann").await;
+    let b = user(&store, "ben").await;
+    let (group, _) = store
+        .create_group(a.id, &GroupTitle::parse("G").unwrap(), &[b.id])
+        .await
+        .unwrap();
+    let (other, _) = store
+        .create_group(a.id, &GroupTitle::parse("H").unwrap(), &[b.id])
+        .await
+        .unwrap();
+    let name = |n: &str| Username::parse(n).unwrap();
+    let bot = store.webhook_bot(group, &name("ci-bot")).await.unwrap();
+    store.add_member(group, a.id, bot.id).await.unwrap();
+    let hook = store
+        .create_webhook(group, bot.id, a.id, "secret-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhook_bot(group, &name("ci-bot")).await.unwrap(),
+        bot
+    );
+    assert!(store.delete_webhook(group, hook.id).await.unwrap());
+    assert_eq!(
+        store.webhook_bot(group, &name("ci-bot")).await.unwrap(),
+        bot,
+        "revoking the webhook leaves its bot to the conversation"
+    );
+    for (conv, taken) in [(other, "ci-bot"), (group, "ben")] {
+        assert!(
+            matches!(
+                store.webhook_bot(conv, &name(taken)).await,
+                Err(StoreError::UsernameTaken)
+            ),
+            "{taken} in {conv:?}"
+        );
+    }
+    // An operator's bot in the group is not a webhook's to speak as.
+    let ops = store
+        .create_bot(&name("ops-bot"), "token-digest", false)
+        .await
+        .unwrap();
+    store.add_member(group, a.id, ops.id).await.unwrap();
+    assert!(matches!(
+        store.webhook_bot(group, &name("ops-bot")).await,
+        Err(StoreError::UsernameTaken)
+    ));
 }
 
 /// The search index follows appends in bulk on SQLite (every couple of thousand messages, and
