@@ -11,7 +11,7 @@
 //! every client catches up from the database. Owns the Redis connections; never touches the store.
 
 pub use crate::hub::Sessions;
-use crate::hub::{Hub, Skip};
+use crate::hub::{Hub, Skip, SubChange, Topic};
 use crate::metrics::Metrics;
 use crate::presence::{Announcement, Presence, PresenceNote};
 use app::model::{ConvId, UserId};
@@ -24,25 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// A channel a node may subscribe to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Topic {
-    Conv(ConvId),
-    User(UserId),
-    /// Nodes telling each other which users they have (see `presence`).
-    Presence,
-}
-
-/// What the hub asks of the subscriber, in order.
-#[derive(Debug)]
-pub enum SubChange {
-    Subscribe(Topic),
-    Unsubscribe(Topic),
-    /// Answered once every change queued before it has been confirmed by Redis (or Redis is
-    /// down, in which case the reconnect's resync covers the gap).
-    Barrier(oneshot::Sender<()>),
-}
 
 /// A membership change for one user, carried on their user channel.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,7 +7,6 @@
 //! queue is full is told to close as a slow consumer. The lock is a plain mutex that is never held
 //! across an `.await`. The hub does not read the database; callers tell it who belongs where.
 
-use crate::bus::{SubChange, Topic};
 use crate::metrics::Metrics;
 use app::model::{ConvId, UserId};
 use app::protocol::ServerFrame;
@@ -15,7 +14,7 @@ use axum::extract::ws::Utf8Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Why the hub asks a connection to close.
@@ -139,6 +138,26 @@ pub enum Skip {
     User(UserId),
     /// This one connection (a sender's own connection has its ack instead of the message).
     Conn(u64),
+}
+
+/// A channel a node may subscribe to. Defined here, not in `bus`, because the hub is what
+/// decides them (first member in, last member out); the bus only carries them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Conv(ConvId),
+    User(UserId),
+    /// Nodes telling each other which users they have (see `presence`).
+    Presence,
+}
+
+/// What the hub asks of the subscriber, in order.
+#[derive(Debug)]
+pub enum SubChange {
+    Subscribe(Topic),
+    Unsubscribe(Topic),
+    /// Answered once every change queued before it has been confirmed by Redis (or Redis is
+    /// down, in which case the reconnect's resync covers the gap).
+    Barrier(oneshot::Sender<()>),
 }
 
 #[derive(Default)]
