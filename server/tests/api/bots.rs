@@ -59,6 +59,28 @@ fn refused(status: u16, body: &serde_json::Value, want: u16, code: &str) {
     );
 }
 
+/// Revokes webhook `id` of `conv` as the person with `cookie`; it must succeed.
+async fn revoke_webhook(app: &TestApp, cookie: &str, conv: &str, id: &str) {
+    let (status, body) = app
+        .post(
+            "/api/revoke_webhook",
+            Some(cookie),
+            &[("conv", conv), ("id", id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Posts `text` to a webhook's `path` (no cookie, no token: the path is the secret).
+async fn hook(app: &TestApp, path: &str, text: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(path))
+        .json(&serde_json::json!({ "text": text }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, serde_json::Value) {
     let res = app
         .http
@@ -329,13 +351,7 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
     );
 
     // A POST of {"text"} posts as the bot, live.
-    let res = app
-        .http
-        .post(app.url(&path))
-        .json(&serde_json::json!({"text": "build 17 passed"}))
-        .send()
-        .await
-        .unwrap();
+    let res = hook(&app, &path, "build 17 passed").await;
     assert_eq!(res.status(), 200);
     let m = a
         .expect(|f| match f {
@@ -348,13 +364,7 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
     // A wrong secret: 404, nothing stored.
     let before = app.store().count_messages(group.id).await.unwrap();
     let wrong = format!("/hooks/{}", "0".repeat(64));
-    let res = app
-        .http
-        .post(app.url(&wrong))
-        .json(&serde_json::json!({"text": "sneaky"}))
-        .send()
-        .await
-        .unwrap();
+    let res = hook(&app, &wrong, "sneaky").await;
     assert_eq!(res.status(), 404);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
@@ -362,21 +372,8 @@ async fn an_incoming_webhook_posts_as_its_bot_until_revoked() {
 
     // Revoked: the URL answers 404 from then on.
     let id = made["webhook"]["id"].as_i64().unwrap().to_string();
-    let (status, body) = app
-        .post(
-            "/api/revoke_webhook",
-            Some(&alice.cookie),
-            &[("conv", &conv), ("id", &id)],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let res = app
-        .http
-        .post(app.url(&path))
-        .json(&serde_json::json!({"text": "after revoke"}))
-        .send()
-        .await
-        .unwrap();
+    revoke_webhook(&app, &alice.cookie, &conv, &id).await;
+    let res = hook(&app, &path, "after revoke").await;
     assert_eq!(res.status(), 404);
     assert_eq!(app.store().count_messages(group.id).await.unwrap(), before);
 }
@@ -403,14 +400,7 @@ async fn a_revoked_webhooks_bot_name_can_be_used_again_in_its_group_only() {
     let (status, first) = create(conv.clone()).await;
     assert_eq!(status, 200, "{first}");
     let id = first["webhook"]["id"].as_i64().unwrap().to_string();
-    let (status, body) = app
-        .post(
-            "/api/revoke_webhook",
-            Some(&alice.cookie),
-            &[("conv", &conv), ("id", &id)],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    revoke_webhook(&app, &alice.cookie, &conv, &id).await;
 
     // The group's webhook bot outlives the webhook: a new webhook may speak as it again.
     let (status, again) = create(conv.clone()).await;
@@ -419,13 +409,7 @@ async fn a_revoked_webhooks_bot_name_can_be_used_again_in_its_group_only() {
         again["webhook"]["bot"], first["webhook"]["bot"],
         "the same bot"
     );
-    let res = app
-        .http
-        .post(app.url(again["path"].as_str().unwrap()))
-        .json(&serde_json::json!({"text": "back again"}))
-        .send()
-        .await
-        .unwrap();
+    let res = hook(&app, again["path"].as_str().unwrap(), "back again").await;
     assert_eq!(res.status(), 200);
 
     // Another group's webhook must not speak as it.
