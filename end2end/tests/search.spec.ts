@@ -2,7 +2,7 @@
 // results, opens a result that is older than the first history page, and lands on the message,
 // marked, in its conversation.
 import { test, expect, Page } from "@playwright/test";
-import { expectMessage, registerUser, send, startChat, uniqueName } from "./helpers";
+import { expectMessage, registerUser, send, startChat, uniqueName, waitConnected } from "./helpers";
 
 /** Sends `count` messages into `conv` from the page's own session over a WebSocket of its own,
  * slower than the per-user send limit, and waits for every ack. */
@@ -53,6 +53,8 @@ test("search finds a message, marks the match and opens it in context", async ({
 
   // Bob searches every conversation of his (nothing is open).
   await bob.page.goto("/");
+  // Typed before hydration, the query would be wiped when the app takes over the box.
+  await waitConnected(bob.page);
   await searchBox(bob.page).fill("PINEAPPLE");
   await searchBox(bob.page).press("Enter");
   const hits = bob.page.locator(".search-hits .search-hit");
